@@ -1,0 +1,1 @@
+"""Transports: RabbitMQ (aio-pika) for real use, an in-memory broker for tests."""

@@ -1,0 +1,127 @@
+"""RabbitMQ through aio-pika: declares the contract's topology, consumes `itrace.inbound`, publishes confirmed.
+
+The only module that imports aio-pika on the gateway's side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.exceptions import AMQPError, DeliveryError
+
+from gateway.errors import TransientError
+from gateway.ports import Handler, Inbound, PublishFailed
+
+log = structlog.get_logger("tracegate.amqp")
+
+INBOUND_EXCHANGE = "itrace.inbound"
+INBOUND_QUEUE = "itrace.gateway.inbound"
+DEAD_LETTER_EXCHANGE = "itrace.dead-letter"
+DEAD_LETTER_QUEUE = "itrace.dead-letter"
+
+
+def outbound_queue(state: str) -> str:
+    """The queue a state's NPC consumes (contract section 2)."""
+    return f"itrace.outbound.{state}"
+
+
+class AmqpBroker:
+    """One robust connection, a confirming publisher channel and a consumer channel."""
+
+    def __init__(self, url: str, *, prefetch: int = 32, queue_type: str = "classic", delivery_limit: int = 5) -> None:
+        self.url = url
+        self.prefetch = prefetch
+        self.queue_type = queue_type
+        self.delivery_limit = delivery_limit
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractRobustChannel | None = None
+        self._consume_channel: AbstractRobustChannel | None = None
+        self._consumer_tag: str | None = None
+        self._queue: Any = None
+
+    async def connect(self, timeout: float = 10.0) -> None:
+        """Open the connection and channels; `ConnectionError` if the broker is unreachable."""
+        try:
+            self._connection = await aio_pika.connect_robust(self.url, timeout=timeout, client_properties={
+                "connection_name": "tracegate"})
+        except (OSError, AMQPError, asyncio.TimeoutError) as err:
+            raise ConnectionError(f"cannot reach the broker: {err}") from err
+        self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)  # type: ignore[assignment]
+        self._consume_channel = await self._connection.channel()  # type: ignore[assignment]
+        await self._consume_channel.set_qos(prefetch_count=self.prefetch)  # type: ignore[union-attr]
+
+    def _queue_arguments(self) -> dict[str, Any]:
+        """Arguments of the gateway's inbound queue: dead-lettering, and quorum where configured."""
+        args: dict[str, Any] = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
+        if self.queue_type == "quorum":
+            args.update({"x-queue-type": "quorum", "x-delivery-limit": self.delivery_limit,
+                         "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+        return args
+
+    async def declare_topology(self, states: Iterable[str]) -> None:
+        """Declare, idempotently, the exchange, the gateway's queue bound per state, and each outbound queue."""
+        channel = self._consume_channel
+        assert channel is not None, "connect first"
+        exchange = await channel.declare_exchange(INBOUND_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+        dlx = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
+        dead = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True,
+                                           arguments={"x-queue-type": self.queue_type})
+        await dead.bind(dlx)
+        self._queue = await channel.declare_queue(INBOUND_QUEUE, durable=True, arguments=self._queue_arguments())
+        for state in states:
+            await self._queue.bind(exchange, routing_key=state)
+            await channel.declare_queue(outbound_queue(state), durable=True, arguments={"x-queue-type": self.queue_type})
+
+    async def consume(self, handler: Handler) -> None:
+        """Start consuming; each message is acked only after `handler` has committed its effects."""
+        assert self._queue is not None, "declare the topology first"
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            inbound = Inbound(body=message.body, routing_key=message.routing_key or "",
+                              user_id=message.user_id, message_id=message.message_id,
+                              redelivered=bool(message.redelivered))
+            try:
+                await handler(inbound)
+            except TransientError as err:
+                log.warning("transient fault; message returned to the queue", error=str(err))
+                await asyncio.sleep(0.5)
+                await message.nack(requeue=True)
+                return
+            except Exception:
+                log.exception("unexpected fault; message dead-lettered", message_id=message.message_id)
+                await message.nack(requeue=False)
+                return
+            await message.ack()
+
+        self._consumer_tag = await self._queue.consume(on_message, no_ack=False)
+
+    async def stop_consuming(self) -> None:
+        """Stop taking new messages; those in flight finish."""
+        if self._queue is not None and self._consumer_tag is not None:
+            await self._queue.cancel(self._consumer_tag)
+            self._consumer_tag = None
+
+    async def publish(self, queue: str, body: bytes, *, message_id: str, kind: str) -> None:
+        """Publish persistently and mandatorily to a queue; returns once the broker confirmed."""
+        channel = self._publish_channel
+        if channel is None:
+            raise PublishFailed("not connected")
+        message = aio_pika.Message(body, message_id=message_id, content_type="application/xml", type=kind,
+                                   app_id="tracegate", delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        try:
+            await channel.default_exchange.publish(message, routing_key=queue, mandatory=True, timeout=30)
+        except DeliveryError as err:
+            raise PublishFailed(f"{queue}: broker returned or refused the message") from err
+        except (AMQPError, OSError, asyncio.TimeoutError, RuntimeError) as err:
+            raise PublishFailed(f"{queue}: {type(err).__name__}: {err}") from err
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None

@@ -1,0 +1,130 @@
+"""Composition root: builds every object from the settings, runs the consumer and the relay, drains on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from gateway.adapters.amqp import AmqpBroker
+from gateway.errors import ConfigurationError
+from gateway.outbox import OutboxRelay
+from gateway.pipeline import Pipeline
+from gateway.ports import Inbound
+from gateway.routing.table import RoutingTable, load_table
+from gateway.schemas import SchemaSet
+from gateway.settings import Settings
+from gateway.signatures import Signer
+from gateway.store import Store
+from gateway.trust import TrustStore
+
+log = structlog.get_logger("tracegate.app")
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC: the only clock the running gateway reads."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What every entry point needs, loaded and validated once."""
+
+    trust: TrustStore
+    table: RoutingTable
+    schemas: SchemaSet
+    signer: Signer
+
+
+def load_parts(settings: Settings) -> Parts:
+    """Load trust material, the routing table, the XSDs and the gateway's key; fail with a clear error."""
+    trust = TrustStore.load(settings.trust_dir)
+    table = load_table(settings.routing_table, trusted=trust.states())
+    for path in (settings.gateway_key, settings.gateway_cert):
+        if not path.exists():
+            raise ConfigurationError(f"{path}: the gateway's key or certificate is missing "
+                                     "(create a development PKI with `tracegate pki init`)")
+    signer = Signer.from_files(settings.gateway_key, settings.gateway_cert)
+    return Parts(trust=trust, table=table, schemas=SchemaSet.load(), signer=signer)
+
+
+def build_pipeline(settings: Settings, parts: Parts, store: Store, clock: Callable[[], datetime] = utc_now,
+                   on_commit: Callable[[], None] = lambda: None) -> Pipeline:
+    """The pipeline wired to its parts."""
+    return Pipeline(schemas=parts.schemas, trust=parts.trust, signer=parts.signer, table=parts.table, store=store,
+                    policy=settings.deadline_policy(), clock=clock, max_message_bytes=settings.max_message_bytes,
+                    max_age_seconds=settings.max_message_age.total_seconds(),
+                    max_skew_seconds=settings.max_clock_skew.total_seconds(), on_commit=on_commit)
+
+
+class Gateway:
+    """A running switch: consumer, outbox relay, and an orderly stop."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.parts = load_parts(settings)
+        self.store = Store(settings.database_url, schema=settings.database_schema or None)
+        self.broker = AmqpBroker(settings.broker_url, prefetch=settings.prefetch, queue_type=settings.queue_type,
+                                 delivery_limit=settings.delivery_limit)
+        self.relay = OutboxRelay(self.store, self.broker, clock, batch=settings.relay_batch)
+        self.pipeline = build_pipeline(settings, self.parts, self.store, clock, on_commit=self.relay.wake)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self) -> None:
+        """Open the store and broker, declare the topology, start relaying and consuming."""
+        await self.store.start()
+        await self.broker.connect()
+        await self.broker.declare_topology(self.parts.table.states)
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        await self.broker.consume(self._handle)
+        log.info("serving", states=len(self.parts.table.states), table=self.parts.table.version,
+                 database=self.store.engine.dialect.name)
+
+    async def _handle(self, message: Inbound) -> None:
+        """Consumer callback: the pipeline, counted so that a stop can wait for messages in flight."""
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            await self.pipeline.handle(message)
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    def request_stop(self) -> None:
+        """Ask the gateway to drain and stop (SIGTERM, SIGINT)."""
+        self._stop.set()
+
+    async def serve_forever(self) -> None:
+        """Run until SIGTERM or SIGINT, then drain in-flight work and exit."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        await self.start()
+        await self._stop.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop consuming, let in-flight messages commit, relay what is left, close."""
+        log.info("draining")
+        await self.broker.stop_consuming()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=30)
+        except TimeoutError:
+            log.warning("stopped with messages in flight; the broker redelivers them", inflight=self._inflight)
+        await self.relay.drain()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.broker.close()
+        await self.store.close()
+        log.info("stopped")

@@ -1,0 +1,126 @@
+"""Builds the gateway's own messages (contract section 4.2) as elements, ready for the gateway's signature."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from gateway.model import GATEWAY, NS, Confidentiality, Deadlines, Restrictions, Route
+
+_T = f"{{{NS}}}"
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def stamp(moment: datetime) -> str:
+    """An `xs:dateTime` in UTC with a `Z`, to the millisecond."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_message_id() -> str:
+    """A fresh `MessageId`."""
+    return str(uuid.uuid4())
+
+
+def _sub(parent: etree._Element, name: str, value: str | None = None, **attrs: str) -> etree._Element:
+    """Append a namespaced child with optional text and attributes."""
+    child = etree.SubElement(parent, _T + name, attrs)
+    if value is not None:
+        child.text = value
+    return child
+
+
+def _root(kind: str, now: datetime, trace_id: str | None, message_id: str | None = None) -> etree._Element:
+    """A root element with its `Header`."""
+    root = etree.Element(_T + kind, nsmap={"t": NS})
+    header = _sub(root, "Header")
+    _sub(header, "MessageId", message_id or new_message_id())
+    _sub(header, "CreatedAt", stamp(now))
+    _sub(header, "Sender", GATEWAY)
+    if trace_id:
+        _sub(header, "TraceId", trace_id)
+    return root
+
+
+def _deadlines(parent: etree._Element, deadlines: Deadlines) -> None:
+    """`Deadlines` with both due times."""
+    element = _sub(parent, "Deadlines")
+    _sub(element, "AcknowledgeBy", stamp(deadlines.acknowledge_by))
+    _sub(element, "RespondBy", stamp(deadlines.respond_by))
+
+
+def _restrictions(parent: etree._Element, restrictions: Restrictions) -> None:
+    """`Restrictions` lifted from a response."""
+    element = _sub(parent, "Restrictions")
+    for code in restrictions.codes:
+        _sub(element, "Restriction", code=code)
+    if restrictions.text:
+        _sub(element, "Text", restrictions.text)
+
+
+def delivery(
+    *,
+    now: datetime,
+    trace_id: str,
+    route: Route,
+    recipient: str,
+    payload: bytes,
+    deadlines: Deadlines | None = None,
+    confidentiality: Confidentiality | None = None,
+    restrictions: Restrictions | None = None,
+) -> etree._Element:
+    """`Delivery`: a relayed message, its route, and what the recipient must not miss."""
+    root = _root("Delivery", now, trace_id)
+    r = _sub(root, "Route")
+    _sub(r, "From", route.origin)
+    _sub(r, "To", recipient)
+    if route.on_behalf_of:
+        _sub(r, "For", route.on_behalf_of)
+    _sub(r, "Rule", route.rule.value)
+    _sub(r, "RoutingTableVersion", route.table_version)
+    if deadlines:
+        _deadlines(root, deadlines)
+    if confidentiality is not None and not confidentiality.guaranteed:
+        c = _sub(root, "Confidentiality", guaranteed="false")
+        if confidentiality.reason:
+            _sub(c, "Reason", confidentiality.reason)
+    if restrictions:
+        _restrictions(root, restrictions)
+    _sub(root, "Payload", base64.b64encode(payload).decode("ascii"), mediaType="application/xml")
+    return root
+
+
+def receipt(
+    *,
+    now: datetime,
+    trace_id: str,
+    accepted_id: str,
+    status: str,
+    routed_to: str | None = None,
+    rule: str | None = None,
+    deadlines: Deadlines | None = None,
+) -> etree._Element:
+    """`Receipt`: the sender's message was accepted; the trace's status now."""
+    root = _root("Receipt", now, trace_id)
+    _sub(root, "AcceptedMessageId", accepted_id)
+    _sub(root, "Status", status)
+    if routed_to:
+        _sub(root, "RoutedTo", routed_to)
+    if rule:
+        _sub(root, "Rule", rule)
+    if deadlines:
+        _deadlines(root, deadlines)
+    return root
+
+
+def rejection(*, now: datetime, rejected_id: str | None, code: str, detail: str, trace_id: str | None = None) -> etree._Element:
+    """`Rejection`: the sender's message was refused, with the contract's code and why."""
+    root = _root("Rejection", now, trace_id)
+    if rejected_id and _UUID.match(rejected_id):  # an unreadable id is left out, never echoed
+        _sub(root, "RejectedMessageId", rejected_id)
+    _sub(root, "Code", code)
+    _sub(root, "Detail", detail[:1000])
+    return root

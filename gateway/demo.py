@@ -1,0 +1,180 @@
+"""The demo: the whole switch on the local RabbitMQ, national systems as separate AMQP clients, a readable table."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from lxml import etree
+from rich.console import Console
+from rich.table import Table
+
+from gateway import samples
+from gateway.adapters.amqp import AmqpBroker
+from gateway.adapters.npc import NationalSystem, Received
+from gateway.app import Gateway
+from gateway.logs import configure_logging
+from gateway.pki import DevPki, create_dev_pki, issue_certificate
+from gateway.routing.table import load_table
+from gateway.settings import Settings
+from gateway.signatures import Signer
+
+DEMO_DIR = Path("var/demo")
+
+
+@dataclass
+class Row:
+    """One line of the demo's table."""
+
+    scenario: str
+    sender: str
+    sent: str
+    answer: str = "(nothing)"
+    delivered: str = ""
+    detail: str = ""
+
+
+class Demo:
+    """National systems, their keys, and the rows of what happened."""
+
+    def __init__(self, settings: Settings, pki: DevPki, states: list[str]) -> None:
+        self.settings = settings
+        self.pki = pki
+        self.signers = {s: Signer.from_files(pki.key_path(s), pki.cert_path(s)) for s in states}
+        self.npcs = {s: NationalSystem(s, settings.broker_url) for s in states}
+        self.rows: list[Row] = []
+
+    async def connect(self) -> None:
+        """Connect every national system and empty its queue of earlier runs' messages."""
+        for npc in self.npcs.values():
+            await npc.connect(purge=True)
+
+    def sign(self, state: str, root: etree._Element) -> bytes:
+        """Sign as `state`'s national system."""
+        return self.signers[state].sign(root)
+
+    async def exchange(self, scenario: str, sender: str, body: bytes, *, routing_key: str | None = None,
+                       watch: str | None = None) -> tuple[Received | None, Received | None]:
+        """Send `body` as `sender`, wait for its answer and for a `Delivery` to `watch`; add a table row."""
+        root = etree.fromstring(body)
+        kind = etree.QName(root).localname
+        await self.npcs[routing_key or sender].send(body)
+        answers = await self.npcs[routing_key or sender].receive(1, timeout=10)
+        answer = answers[0] if answers else None
+        delivery = None
+        if watch:
+            got = await self.npcs[watch].receive(1, timeout=2 if answer and answer.kind == "Rejection" else 10)
+            delivery = got[0] if got else None
+        row = Row(scenario, sender, kind)
+        if answer is not None:
+            row.answer = _describe(answer)
+            row.detail = answer.find("Detail") or _deadline_text(answer)
+        row.delivered = (f"{watch}: Delivery ({delivery.find('Route/Rule')})" if delivery
+                         else (f"{watch}: nothing" if watch else ""))
+        self.rows.append(row)
+        return answer, delivery
+
+    async def close(self) -> None:
+        """Close every national system's connection."""
+        for npc in self.npcs.values():
+            await npc.close()
+
+
+def _describe(answer: Received) -> str:
+    """A short account of the gateway's answer."""
+    if answer.kind == "Rejection":
+        return f"Rejection {answer.find('Code')}"
+    if answer.kind == "Receipt":
+        routed = answer.find("RoutedTo")
+        return f"Receipt {answer.find('Status')}" + (f" → {routed} by {answer.find('Rule')}" if routed else "")
+    return answer.kind
+
+
+def _deadline_text(answer: Received) -> str:
+    """The deadlines a receipt announces."""
+    ack, respond = answer.find("Deadlines/AcknowledgeBy"), answer.find("Deadlines/RespondBy")
+    return f"acknowledge by {ack[:10]}, respond by {respond[:10]}" if ack and respond else ""
+
+
+async def _switch_scenarios(demo: Demo) -> None:
+    """Routing by each rule, a forgery, a tampered message, an incomplete request and a duplicate."""
+    export = samples.trace_request("ZA", made_in="AT", import_marks=[("BR", 2014)],
+                                   exports=[("ZA", "MZ", "2019-06-14")])
+    first = demo.sign("ZA", export)
+    receipt, _ = await demo.exchange("export record names MZ", "ZA", first, watch="MZ")
+    await demo.exchange("import mark names BR", "KE",
+                        demo.sign("KE", samples.trace_request("KE", made_in="AT", import_marks=[("BR", 2014)])),
+                        watch="BR")
+    await demo.exchange("only the country of manufacture", "MZ",
+                        demo.sign("MZ", samples.trace_request("MZ", made_in="AT")), watch="AT")
+    rogue_key, rogue_ca = issue_certificate(issuer_key=None, issuer_cert=None, subject_country="ZA",
+                                            common_name="rogue CA", key_kind="ec", is_ca=True,
+                                            not_before=datetime.now(UTC) - timedelta(days=1),
+                                            not_after=datetime.now(UTC) + timedelta(days=30))
+    forged_key, forged_cert = issue_certificate(issuer_key=rogue_key, issuer_cert=rogue_ca, subject_country="ZA",
+                                                common_name="ZA national point of contact", key_kind="ec",
+                                                not_before=datetime.now(UTC) - timedelta(days=1),
+                                                not_after=datetime.now(UTC) + timedelta(days=30))
+    forger = Signer.from_objects(forged_key, forged_cert)
+    await demo.exchange("forgery: ZA's name, a stranger's key", "ZA",
+                        forger.sign(samples.trace_request("ZA", exports=[("ZA", "MZ", "2020-01-01")])), watch="MZ")
+    tampered = demo.sign("ZA", samples.trace_request("ZA", exports=[("ZA", "MZ", "2020-01-01")]))
+    await demo.exchange("signed, then a value altered", "ZA", tampered.replace(b"BXK291", b"BXK297"), watch="MZ")
+    await demo.exchange("incomplete: no caliber, no serial", "KE",
+                        demo.sign("KE", samples.trace_request("KE", omit=("Caliber", "SerialNumber"))), watch="AT")
+    await demo.exchange("suspended destination", "ZA",
+                        demo.sign("ZA", samples.trace_request("ZA", exports=[("ZA", "MW", "2022-05-01")])))
+    again, _ = await demo.exchange("duplicate of the first request", "ZA", first, watch="MZ")
+    if receipt and again and again.message_id == receipt.message_id:
+        demo.rows[-1].answer = "the first Receipt again (same MessageId); no second effect"
+
+
+async def run_demo(settings: Settings) -> int:
+    """Run the demo; returns the process exit code."""
+    configure_logging("warning")
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    table = load_table(settings.routing_table)
+    states = sorted(c for c, e in table.states.items() if e.delegate is None and e.active)
+    if DEMO_DIR.exists():
+        shutil.rmtree(DEMO_DIR / "db", ignore_errors=True)
+    (DEMO_DIR / "db").mkdir(parents=True, exist_ok=True)
+    pki = create_dev_pki(DEMO_DIR / "pki", DEMO_DIR / "certs", states, now=datetime.now(UTC))
+    settings = dataclasses.replace(
+        settings, database_url=f"sqlite+aiosqlite:///{DEMO_DIR / 'db' / 'tracegate.db'}",
+        trust_dir=DEMO_DIR / "certs", gateway_key=pki.gateway_key_path, gateway_cert=pki.gateway_cert_path)
+    probe = AmqpBroker(settings.broker_url)
+    try:
+        await probe.connect(timeout=5)
+    except ConnectionError as err:
+        console.print(f"[bold red]No RabbitMQ broker at {settings.broker_url}[/]: {err}\n"
+                      "Start one with `rabbitmq-server -detached` (or point TRACEGATE_BROKER_URL at yours), "
+                      "then run the demo again.")
+        return 2
+    await probe.close()
+    gateway = Gateway(settings)
+    await gateway.start()
+    demo = Demo(settings, pki, states)
+    try:
+        await demo.connect()
+        console.print(f"tracegate demo: switch up, routing table {table.version[:19]}…, "
+                      f"national systems {', '.join(states)} connected, each signing with its own key.\n")
+        await _switch_scenarios(demo)
+    finally:
+        await demo.close()
+        await gateway.stop()
+    _print(console, demo.rows)
+    return 0
+
+
+def _print(console: Console, rows: list[Row]) -> None:
+    """The table a person reads."""
+    out = Table(title="What the national systems sent, and what tracegate did", show_lines=True)
+    for column in ("#", "scenario", "from", "sent", "gateway answered", "delivered to", "detail"):
+        out.add_column(column, overflow="fold")
+    for i, row in enumerate(rows, 1):
+        out.add_row(str(i), row.scenario, row.sender, row.sent, row.answer, row.delivered, row.detail)
+    console.print(out)

@@ -1,0 +1,114 @@
+"""Bytes to a parsed element, safely: size cap before parsing, no DTD, no entities, no network, no XInclude.
+
+Also reads the few `Header` fields needed to answer a message that fails later checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+from gateway.errors import ErrorCode, Refused
+from gateway.model import NS
+
+XINCLUDE_NAMESPACES = frozenset({"http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"})
+_T = f"{{{NS}}}"
+
+
+def _parser() -> etree.XMLParser:
+    """A parser that never loads, expands or fetches anything."""
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_blank_text=False,
+        collect_ids=False,
+    )
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed message: its root element, its type and what could be read of its `Header`."""
+
+    root: etree._Element
+    kind: str
+    message_id: str | None
+    sender: str | None
+
+
+def _check_size(body: bytes, max_bytes: int) -> None:
+    """Refuse an oversize body before any parsing."""
+    if len(body) > max_bytes:
+        raise Refused(ErrorCode.TOO_LARGE, f"message is {len(body)} bytes; the limit is {max_bytes} bytes")
+
+
+def _check_encoding(body: bytes) -> None:
+    """The contract's bodies are UTF-8; anything else is refused before the parser guesses."""
+    if body.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")):
+        raise Refused(ErrorCode.MALFORMED_XML, "the body must be UTF-8; a UTF-16 or UTF-32 byte order mark was found")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise Refused(ErrorCode.MALFORMED_XML, f"the body is not valid UTF-8 (byte offset {err.start})") from err
+
+
+def _parse(body: bytes) -> etree._ElementTree:
+    """Parse with the hardened parser; a syntax error is MALFORMED_XML with the parser's position."""
+    if not body.strip():
+        raise Refused(ErrorCode.MALFORMED_XML, "the body is empty")
+    try:
+        root = etree.fromstring(body, _parser())
+    except etree.XMLSyntaxError as err:
+        msg = str(err.msg or "syntax error").split(",")[0]
+        if "Entity" in msg or "entity" in msg:
+            raise Refused(ErrorCode.FORBIDDEN_XML, "entity references are not allowed") from err
+        raise Refused(ErrorCode.MALFORMED_XML, f"not well-formed XML at line {err.lineno}: {msg}") from err
+    if root is None:
+        raise Refused(ErrorCode.MALFORMED_XML, "no root element")
+    return root.getroottree()
+
+
+def _check_forbidden(tree: etree._ElementTree) -> None:
+    """Refuse what the contract forbids: DTD, entities, XInclude, processing instructions past the prolog."""
+    info = tree.docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise Refused(ErrorCode.FORBIDDEN_XML, "a document type declaration (DTD) is not allowed")
+    if info.encoding and info.encoding.upper().replace("_", "-") not in {"UTF-8", "UTF8"}:
+        raise Refused(ErrorCode.MALFORMED_XML, f"declared encoding {info.encoding} is not UTF-8")
+    root = tree.getroot()
+    sibling = root.getnext()
+    while sibling is not None:
+        if isinstance(sibling, etree._ProcessingInstruction):
+            raise Refused(ErrorCode.FORBIDDEN_XML, "a processing instruction after the root element is not allowed")
+        sibling = sibling.getnext()
+    for node in root.iter(etree.Entity, etree.ProcessingInstruction):
+        if isinstance(node, etree._Entity):
+            raise Refused(ErrorCode.FORBIDDEN_XML, "entity references are not allowed")
+        raise Refused(ErrorCode.FORBIDDEN_XML, "a processing instruction inside the message is not allowed")
+    for element in root.iter(etree.Element):
+        if etree.QName(element).namespace in XINCLUDE_NAMESPACES:
+            raise Refused(ErrorCode.FORBIDDEN_XML, "XInclude is not allowed")
+
+
+def _header_text(root: etree._Element, name: str) -> str | None:
+    """A `Header` child's text, stripped, or None; used before the schema has vouched for anything."""
+    value = root.findtext(f"{_T}Header/{_T}{name}")
+    if value is None:
+        return None
+    value = value.strip()
+    return value[:64] if value else None
+
+
+def open_envelope(body: bytes, *, max_bytes: int) -> Envelope:
+    """Turn received bytes into an `Envelope`, or raise `Refused` with the contract's code."""
+    _check_size(body, max_bytes)
+    _check_encoding(body)
+    tree = _parse(body)
+    _check_forbidden(tree)
+    root = tree.getroot()
+    qname = etree.QName(root)
+    kind = qname.localname if qname.namespace == NS else f"{{{qname.namespace or ''}}}{qname.localname}"
+    return Envelope(root=root, kind=kind, message_id=_header_text(root, "MessageId"), sender=_header_text(root, "Sender"))

@@ -1,0 +1,91 @@
+"""The trace state machine (contract section 6, ISACS 05.31 8.3): which message is allowed when, from whom."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gateway.errors import ErrorCode, Refused
+from gateway.model import Trace, TraceStatus
+
+S = TraceStatus
+
+
+class Role(StrEnum):
+    """A party's role in one trace."""
+
+    REQUESTING = "requesting"
+    REQUESTED = "requested"
+    EITHER = "either"
+
+
+# Message type → (who may send it, the states it is allowed in, the state it leads to; None keeps the state).
+_OPEN = (S.DELIVERED, S.RESUBMITTED)
+_ANSWERABLE = (S.ACKNOWLEDGED, S.DELAYED)
+_LIVE = (S.DELIVERED, S.RESUBMITTED, S.ACKNOWLEDGED, S.RETURNED, S.DELAYED)
+RULES: dict[str, tuple[Role, tuple[TraceStatus, ...], TraceStatus | None]] = {
+    "Acknowledgement": (Role.REQUESTED, _OPEN, S.ACKNOWLEDGED),
+    "ReturnForCompletion": (Role.REQUESTED, (*_OPEN, S.ACKNOWLEDGED), S.RETURNED),
+    "DelayNotice": (Role.REQUESTED, _ANSWERABLE, S.DELAYED),
+    "TraceResponse": (Role.REQUESTED, _ANSWERABLE, S.RESPONDED),
+    "Refusal": (Role.REQUESTED, _ANSWERABLE, S.REFUSED),
+    "Comment": (Role.EITHER, (*_LIVE, S.RESPONDED, S.REFUSED), None),
+    "Withdrawal": (Role.REQUESTING, _LIVE, S.WITHDRAWN),
+    "TraceRequest": (Role.REQUESTING, (S.RETURNED,), S.RESUBMITTED),  # a resubmission
+}
+
+_HINTS = {
+    "Acknowledgement": "an acknowledgement answers a request just delivered or resubmitted (8.3.1)",
+    "ReturnForCompletion": "a request can be returned for completion only before it is answered (8.3.2)",
+    "DelayNotice": "a delay is announced after acknowledgement and before the answer (8.3.1, 8.3.4.2)",
+    "TraceResponse": "a response follows the acknowledgement (8.3.1) and ends the trace",
+    "Refusal": "a refusal follows the acknowledgement (8.3.1) and ends the trace",
+    "Comment": "a withdrawn trace takes no further messages",
+    "Withdrawal": "only a trace not yet answered can be withdrawn",
+    "TraceRequest": "only a request returned for completion can be resubmitted (8.3.2)",
+}
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What an allowed message does: the trace's new status and who hears of it."""
+
+    status: TraceStatus
+    recipient: str
+    role: Role
+
+
+def role_of(trace: Trace, state: str) -> Role | None:
+    """`state`'s role in `trace`, or None when it is no party of it."""
+    if state == trace.requester:
+        return Role.REQUESTING
+    if state == trace.party:
+        return Role.REQUESTED
+    return None
+
+
+def apply(trace: Trace, kind: str, sender: str) -> Transition:
+    """The transition `kind` from `sender` makes, or `Refused` with the code that says why not."""
+    rule = RULES.get(kind)
+    if rule is None:
+        raise Refused(ErrorCode.NOT_AUTHORIZED, f"a {kind} does not belong to a trace")
+    allowed_role, allowed_states, target = rule
+    role = role_of(trace, sender)
+    if role is None:
+        raise Refused(ErrorCode.NOT_AUTHORIZED, f"{sender} is not a party of trace {trace.trace_id}")
+    if allowed_role is not Role.EITHER and role is not allowed_role:
+        raise Refused(
+            ErrorCode.NOT_AUTHORIZED,
+            f"only the {allowed_role.value} state ({_holder(trace, allowed_role)}) may send a {kind} in this trace",
+        )
+    if trace.status not in allowed_states:
+        raise Refused(
+            ErrorCode.INVALID_STATE,
+            f"a {kind} is not allowed while the trace is {trace.status.value}: {_HINTS[kind]}",
+        )
+    return Transition(status=target or trace.status, recipient=trace.counterpart(sender), role=role)
+
+
+def _holder(trace: Trace, role: Role) -> str:
+    """The state that holds `role` in `trace`."""
+    return trace.requester if role is Role.REQUESTING else trace.party

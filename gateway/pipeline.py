@@ -1,0 +1,187 @@
+"""The one place the stages run in sequence: parse, validate, verify, authorize, decide, commit.
+
+A refused message takes the same path to the commit, with a `Rejection` in the outbox: the sender always hears.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from lxml import etree
+
+from gateway import compose, lifecycle
+from gateway.deadlines import DeadlinePolicy
+from gateway.decide import decide
+from gateway.envelope import Envelope, open_envelope
+from gateway.errors import ErrorCode, Refused
+from gateway.messages import read_header
+from gateway.model import Header
+from gateway.ports import Inbound
+from gateway.routing.table import RoutingTable
+from gateway.schemas import GATEWAY_MESSAGE_TYPES, NPC_MESSAGE_TYPES, SchemaSet
+from gateway.signatures import Signer, verify
+from gateway.store import InboundRecord, OutboxMessage, Store, Transaction
+from gateway.trust import TrustStore
+
+
+log = structlog.get_logger("tracegate.pipeline")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one inbound message (for logs, the demo and tests)."""
+
+    outcome: str  # accepted | refused | duplicate
+    kind: str
+    message_id: str | None
+    sender: str
+    code: str | None = None
+    detail: str | None = None
+    trace_id: str | None = None
+    routed_to: str | None = None
+    rule: str | None = None
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A message that passed every check that needs no database: its signed content and header."""
+
+    root: etree._Element
+    header: Header
+    kind: str
+
+
+@dataclass
+class Pipeline:
+    """Runs every inbound message through the stages and commits its effects in one transaction."""
+
+    schemas: SchemaSet
+    trust: TrustStore
+    signer: Signer
+    table: RoutingTable
+    store: Store
+    policy: DeadlinePolicy
+    clock: Callable[[], datetime]
+    max_message_bytes: int = 1_048_576
+    max_age_seconds: float = 72 * 3600
+    max_skew_seconds: float = 300
+    on_commit: Callable[[], None] = lambda: None
+
+    async def handle(self, message: Inbound) -> Outcome:
+        """Process one message; raises only for faults a retry may cure (`TransientError`)."""
+        started = time.perf_counter()
+        now = self.clock()
+        digest = hashlib.sha256(message.body).hexdigest()
+        envelope: Envelope | None = None
+        checked: Verified | Refused
+        try:
+            envelope = open_envelope(message.body, max_bytes=self.max_message_bytes)
+            checked = self._check(envelope, message, now)
+        except Refused as refusal:
+            checked = refusal
+        key = (envelope.message_id if envelope else None) or message.message_id or digest
+        async with self.store.transaction() as tx:
+            earlier = await tx.find_inbound(message.transport_sender, key[:80])
+            if earlier is not None:
+                outcome = await self._answer_again(tx, earlier, message, envelope, now)
+            else:
+                outcome = await self._commit(tx, checked, envelope, message, key[:80], digest, now)
+        self.on_commit()
+        log.info("message", ms=round((time.perf_counter() - started) * 1000, 2), **outcome.__dict__)
+        return outcome
+
+    def _check(self, envelope: Envelope, message: Inbound, now: datetime) -> Verified:
+        """Schema, message type, signature and trust, sender identity, freshness; no database."""
+        self.schemas.validate(envelope.root)
+        if envelope.kind in GATEWAY_MESSAGE_TYPES:
+            raise Refused(ErrorCode.NOT_AUTHORIZED, f"only the gateway sends {envelope.kind} messages")
+        if envelope.kind not in NPC_MESSAGE_TYPES:
+            raise Refused(ErrorCode.SCHEMA_INVALID, f"{envelope.kind} is not a message of the contract")
+        claimed = envelope.sender or ""
+        signed = verify(envelope.root, sender=claimed, trust=self.trust, now=now)
+        header = read_header(signed.root)
+        if header.sender != message.transport_sender:
+            raise Refused(
+                ErrorCode.SENDER_MISMATCH,
+                f"Header/Sender is {header.sender} but the message came in as {message.transport_sender}",
+            )
+        if self.table.entry(header.sender) is None:
+            raise Refused(ErrorCode.NOT_AUTHORIZED, f"{header.sender} is not connected to the switch")
+        age = (now - header.created_at).total_seconds()
+        if age > self.max_age_seconds:
+            raise Refused(ErrorCode.STALE_MESSAGE, f"CreatedAt is {age / 3600:.1f} hours old; the limit is "
+                          f"{self.max_age_seconds / 3600:.0f} hours")
+        if -age > self.max_skew_seconds:
+            raise Refused(ErrorCode.STALE_MESSAGE, f"CreatedAt is {-age:.0f} s in the future")
+        return Verified(root=signed.root, header=header, kind=envelope.kind)
+
+    async def _commit(
+        self,
+        tx: Transaction,
+        checked: Verified | Refused,
+        envelope: Envelope | None,
+        message: Inbound,
+        key: str,
+        digest: str,
+        now: datetime,
+    ) -> Outcome:
+        """Decide and store the message, its decision and every message it causes, together."""
+        if isinstance(checked, Verified):
+            try:
+                decision = await decide(tx, checked.root, checked.header, checked.kind, message.body,
+                                        table=self.table, policy=self.policy, now=now)
+            except Refused as refusal:
+                checked = refusal
+        kind = envelope.kind if envelope else "unreadable"
+        message_id = envelope.message_id if envelope else None
+        sender = message.transport_sender
+        if isinstance(checked, Refused):
+            return await self._reject(tx, checked, kind, message_id, message, key, digest, now)
+        record = InboundRecord(sender, key, message_id, kind, decision.trace.trace_id if decision.trace else None,
+                               now, message.body, digest, "accepted", rule=decision.rule,
+                               table_version=self.table.version if decision.rule else None)
+        inbound_id = await tx.add_inbound(record)
+        if decision.trace is not None:
+            await tx.put_trace(decision.trace, new=decision.new_trace)
+        if decision.rule:
+            await tx.remember_table(self.table.version, self.table.canonical(), now)
+        outgoing = [self._seal(kind_, recipient, root) for kind_, recipient, root in decision.messages]
+        await tx.add_outbox(outgoing, inbound_id=inbound_id, now=now)
+        return Outcome("accepted", kind, message_id, sender, trace_id=record.trace_id,
+                       routed_to=decision.routed_to, rule=decision.rule)
+
+    async def _reject(self, tx: Transaction, refusal: Refused, kind: str, message_id: str | None,
+                      message: Inbound, key: str, digest: str, now: datetime) -> Outcome:
+        """Record a refusal and queue the signed `Rejection` for the transport sender."""
+        sender = message.transport_sender
+        record = InboundRecord(sender, key, message_id, kind[:64], None, now, message.body, digest, "refused",
+                               code=refusal.code.value, detail=refusal.detail)
+        inbound_id = await tx.add_inbound(record)
+        if self.table.entry(sender) is not None:
+            root = compose.rejection(now=now, rejected_id=message_id, code=refusal.code.value, detail=refusal.detail)
+            await tx.add_outbox([self._seal("Rejection", sender, root)], inbound_id=inbound_id, now=now)
+        return Outcome("refused", kind, message_id, sender, code=refusal.code.value, detail=refusal.detail)
+
+    async def _answer_again(self, tx: Transaction, earlier: object, message: Inbound,
+                            envelope: Envelope | None, now: datetime) -> Outcome:
+        """A repeated (sender, MessageId): no second effect; the first answer is sent again."""
+        row = earlier._mapping  # type: ignore[attr-defined]
+        answers = await tx.answers_to(row["id"], message.transport_sender)
+        await tx.add_outbox(answers, inbound_id=None, now=now)
+        return Outcome("duplicate", row["kind"], row["message_id"], message.transport_sender, code=row["code"],
+                       trace_id=row["trace_id"], detail=f"repeat of a message first {row['outcome']}")
+
+    def _seal(self, kind: str, recipient: str, root: etree._Element) -> OutboxMessage:
+        """Sign a gateway message and address it to a party's queue."""
+        body = self.signer.sign(root)
+        message_id = root.findtext("{urn:itrace:1}Header/{urn:itrace:1}MessageId") or ""
+        trace_id = root.findtext("{urn:itrace:1}Header/{urn:itrace:1}TraceId")
+        entry = self.table.entry(recipient)
+        queue = entry.queue if entry else f"itrace.outbound.{recipient}"
+        return OutboxMessage(message_id=message_id, recipient=recipient, queue=queue, kind=kind,
+                             trace_id=trace_id, body=body)

@@ -1,0 +1,314 @@
+"""XML signatures in the contract's profile (section 3): the only module that imports signxml.
+
+Owns `verify` (profile checks, then trust, then cryptography, returning only what was signed) and
+`Signer` (enveloped, exclusive c14n, SHA-256, the certificate in KeyInfo/X509Data).
+
+Profile decisions: the Reference must be `URI=""` with transforms exactly [enveloped-signature,
+exc-c14n]; SignedInfo itself may be canonicalised with exc-c14n, c14n 1.0 or c14n 1.1, never a
+`#WithComments` variant (SignedInfo lies wholly inside ds:Signature, so inclusive c14n adds nothing an
+attacker controls, and NPC toolkits differ in their default). Because comments are never signed, any
+comment or processing instruction inside the root element is refused rather than silently dropped.
+KeyInfo must be exactly one X509Data holding exactly one X509Certificate: no KeyValue, KeyName,
+RetrievalMethod or chain; CAs are configured at the gateway, not carried in messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from lxml import etree
+from signxml.algorithms import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConstructionMethod,
+    SignatureMethod,
+)
+from signxml.exceptions import InvalidCertificate, InvalidDigest, SignXMLException
+from signxml.signer import XMLSigner
+from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
+
+from gateway.errors import ConfigurationError, ErrorCode, Refused
+from gateway.trust import TrustStore
+
+DS = "http://www.w3.org/2000/09/xmldsig#"
+ENVELOPED = DS + "enveloped-signature"
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+C14N_10 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+C14N_11 = "http://www.w3.org/2006/12/xml-c14n11"
+RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+RSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+ECDSA_SHA384 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384"
+SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+SHA384 = "http://www.w3.org/2001/04/xmldsig-more#sha384"
+SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
+
+ALLOWED_SIGNATURE_METHODS: frozenset[str] = frozenset({RSA_SHA256, RSA_SHA512, ECDSA_SHA256, ECDSA_SHA384})
+ALLOWED_DIGESTS: frozenset[str] = frozenset({SHA256, SHA384, SHA512})
+ALLOWED_SIGNED_INFO_C14N: frozenset[str] = frozenset({EXC_C14N, C14N_10, C14N_11})
+TRANSFORMS: tuple[str, ...] = (ENVELOPED, EXC_C14N)
+
+_D = f"{{{DS}}}"
+_SIGNATURE = _D + "Signature"
+_EXPECT = SignatureConfiguration(
+    require_x509=True,
+    location="./",
+    expect_references=1,
+    signature_methods=frozenset(SignatureMethod(uri) for uri in ALLOWED_SIGNATURE_METHODS),
+    digest_algorithms=frozenset(DigestAlgorithm(uri) for uri in ALLOWED_DIGESTS),
+)
+_KNOWN_URIS = frozenset(
+    [m.value for m in SignatureMethod]
+    + [d.value for d in DigestAlgorithm]
+    + [c.value for c in CanonicalizationMethod]
+    + [
+        ENVELOPED,
+        "http://www.w3.org/TR/1999/REC-xslt-19991116",
+        "http://www.w3.org/TR/1999/REC-xpath-19991116",
+        "http://www.w3.org/2002/06/xmldsig-filter2",
+        DS + "base64",
+    ]
+)
+_FAMILY_NOTES = (
+    ("sha1", "SHA-1 is broken"),
+    ("hmac", "HMAC is a shared secret, not a signature"),
+    ("dsa-", "DSA is not in the profile"),
+    ("withcomments", "comments are never signed"),
+)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A message whose signature holds: only the signed content, and the certificate that signed it."""
+
+    root: etree._Element
+    certificate: x509.Certificate
+
+
+def _label(uri: str | None) -> str:
+    """A well-known algorithm's short name, or a neutral word: never echo sender-chosen text."""
+    if uri is None:
+        return "(none)"
+    if uri not in _KNOWN_URIS:
+        return "an unrecognised algorithm"
+    fragment = uri.rsplit("#", 1)[-1] if "#" in uri else ""
+    return fragment or uri
+
+
+def _not_allowed(what: str, uri: str | None) -> Refused:
+    """SIGNATURE_INVALID naming the algorithm and, for a known-bad family, why."""
+    label = _label(uri)
+    notes = [note for key, note in _FAMILY_NOTES if key in label.lower()]
+    reason = f" ({notes[0]})" if notes else ""
+    return Refused(ErrorCode.SIGNATURE_INVALID, f"{what} {label} is not allowed{reason}")
+
+
+def _invalid(detail: str) -> Refused:
+    """SIGNATURE_INVALID with a profile detail."""
+    return Refused(ErrorCode.SIGNATURE_INVALID, detail)
+
+
+def _the_signature(root: etree._Element) -> etree._Element:
+    """The one ds:Signature, last element child of the root."""
+    signatures = list(root.iter(_SIGNATURE))
+    if not signatures:
+        raise Refused(ErrorCode.SIGNATURE_MISSING, "the message carries no ds:Signature")
+    if len(signatures) > 1:
+        raise _invalid(f"the message carries {len(signatures)} ds:Signature elements; the profile allows one")
+    signature = signatures[0]
+    if signature.getparent() is not root:
+        raise _invalid("ds:Signature must be a child of the root element (enveloped signature)")
+    if any(isinstance(node.tag, str) for node in signature.itersiblings()):
+        raise _invalid("ds:Signature must be the last element of the root element")
+    return signature
+
+
+def _check_no_unsigned_nodes(root: etree._Element) -> None:
+    """Comments and processing instructions are not covered by the profile's c14n: refuse them."""
+    for node in root.iter(etree.Comment, etree.ProcessingInstruction):
+        kind = "a comment" if isinstance(node, etree._Comment) else "a processing instruction"
+        raise _invalid(f"unsigned content: {kind} inside the signed element")
+
+
+def _one(parent: etree._Element, name: str) -> etree._Element:
+    """Exactly one ds:`name` child of `parent`."""
+    found = parent.findall(_D + name)
+    if len(found) != 1:
+        raise _invalid(
+            f"ds:{etree.QName(parent).localname} must hold exactly one ds:{name}; found {len(found)}"
+        )
+    return found[0]
+
+
+def _check_reference(signed_info: etree._Element) -> None:
+    """One Reference to the whole document, transformed exactly as the profile says, digested strongly."""
+    reference = _one(signed_info, "Reference")
+    if reference.get("URI") != "":
+        raise _invalid('the reference must cover the whole message (URI=""), not a fragment or a resource')
+    transforms = [t.get("Algorithm") for t in reference.iterfind(f"{_D}Transforms/{_D}Transform")]
+    if tuple(transforms) != TRANSFORMS:
+        found = ", ".join(_label(t) for t in transforms) or "none"
+        raise _invalid(f"transforms must be exactly enveloped-signature then exclusive c14n; found: {found}")
+    digest = _one(reference, "DigestMethod").get("Algorithm")
+    if digest not in ALLOWED_DIGESTS:
+        raise _not_allowed("digest method", digest)
+
+
+def _check_signed_info(signature: etree._Element) -> None:
+    """Canonicalization, signature method and reference of SignedInfo are in the profile."""
+    signed_info = _one(signature, "SignedInfo")
+    c14n = _one(signed_info, "CanonicalizationMethod").get("Algorithm")
+    if c14n not in ALLOWED_SIGNED_INFO_C14N:
+        raise _not_allowed("canonicalization method", c14n)
+    method = _one(signed_info, "SignatureMethod").get("Algorithm")
+    if method not in ALLOWED_SIGNATURE_METHODS:
+        raise _not_allowed("signature method", method)
+    _check_reference(signed_info)
+    if signature.find(_D + "Object") is not None:
+        raise _invalid("ds:Object is not allowed: the signature signs the message, nothing else")
+
+
+@lru_cache(maxsize=512)
+def _certificate_from_der(der: bytes) -> x509.Certificate:
+    """Parse once per distinct certificate: national systems send the same one with every message."""
+    return x509.load_der_x509_certificate(der)
+
+
+def _the_certificate(signature: etree._Element) -> x509.Certificate:
+    """The signer's certificate: KeyInfo is exactly X509Data/X509Certificate, one of each."""
+    key_info = signature.find(_D + "KeyInfo")
+    if key_info is None:
+        raise _invalid("ds:KeyInfo is missing: the signer's certificate must be in KeyInfo/X509Data")
+    others = sorted({etree.QName(c).localname for c in key_info if isinstance(c.tag, str)} - {"X509Data"})
+    if others:
+        raise _invalid(f"ds:KeyInfo may hold only X509Data; found {', '.join(others)} (key confusion)")
+    x509_data = _one(key_info, "X509Data")
+    if any(isinstance(c.tag, str) and c.tag != _D + "X509Certificate" for c in x509_data):
+        raise _invalid("ds:X509Data may hold only the signing certificate")
+    text = _one(x509_data, "X509Certificate").text or ""
+    try:
+        return _certificate_from_der(base64.b64decode("".join(text.split()), validate=True))
+    except (ValueError, binascii.Error) as err:
+        raise _invalid("ds:X509Certificate is not a readable base64 DER certificate") from err
+
+
+def _cryptographic_check(root: etree._Element, cert: x509.Certificate, now: datetime) -> etree._Element:
+    """signxml checks digest and signature value with the trusted certificate; returns what was signed."""
+    try:
+        result = XMLVerifier().verify(
+            root, x509_cert=cert, expect_config=replace(_EXPECT, verification_time=now)
+        )
+    except InvalidDigest as err:
+        raise _invalid(
+            "digest of the signed content does not match: the message was altered after signing"
+        ) from err
+    except InvalidCertificate as err:
+        raise _invalid("the verifier refused the signing certificate") from err
+    except (InvalidSignature, SignXMLException, ValueError) as err:
+        raise _invalid(f"signature value does not verify ({type(err).__name__})") from err
+    except etree.DocumentInvalid as err:
+        raise _invalid("ds:Signature does not follow the XML-DSig schema") from err
+    signed = result.signed_xml if isinstance(result, VerifyResult) else None
+    if signed is None:
+        raise _invalid("the signed content is not XML")
+    return signed
+
+
+def verify(root: etree._Element, *, sender: str, trust: TrustStore, now: datetime) -> Verified:
+    """Check `root`'s signature against the profile and `sender`'s trust; return only what was signed."""
+    signature = _the_signature(root)
+    _check_no_unsigned_nodes(root)
+    _check_signed_info(signature)
+    cert = _the_certificate(signature)
+    trust.authorize(cert, sender, now)
+    return Verified(root=_cryptographic_check(root, cert, now), certificate=cert)
+
+
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def _method_for(key: SigningKey) -> SignatureMethod:
+    """rsa-sha256 for RSA; ecdsa-sha256 for P-256, ecdsa-sha384 for larger curves."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return SignatureMethod.RSA_SHA256
+    return SignatureMethod.ECDSA_SHA256 if key.curve.key_size <= 256 else SignatureMethod.ECDSA_SHA384
+
+
+def _key_matches(key: SigningKey, cert: x509.Certificate) -> bool:
+    """The private key is the one the certificate certifies (same SubjectPublicKeyInfo)."""
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki)
+
+
+class Signer:
+    """Signs documents in the profile with one key and its certificate, both loaded once."""
+
+    __slots__ = ("_cert", "_key", "_xml_signer")
+
+    def __init__(self, key_pem: bytes, cert_pem: bytes) -> None:
+        """A signer from PEM bytes: an unencrypted RSA or EC private key and its certificate."""
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=None)
+            cert = x509.load_pem_x509_certificate(cert_pem)
+        except (ValueError, TypeError) as err:
+            raise ConfigurationError(f"the signing key or certificate cannot be read ({err})") from err
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise ConfigurationError("the signing key must be RSA or EC")
+        self._bind(key, cert)
+
+    @classmethod
+    def from_files(cls, key_path: Path, cert_path: Path) -> Signer:
+        """A signer from a PEM key file and a PEM certificate file."""
+        try:
+            key_pem, cert_pem = key_path.read_bytes(), cert_path.read_bytes()
+        except OSError as err:
+            raise ConfigurationError(
+                f"{err.filename}: cannot read the signing key or certificate ({err.strerror})"
+            ) from err
+        try:
+            return cls(key_pem, cert_pem)
+        except ConfigurationError as err:
+            raise ConfigurationError(f"{key_path}, {cert_path}: {err}") from err
+
+    @classmethod
+    def from_objects(cls, key: SigningKey, cert: x509.Certificate) -> Signer:
+        """A signer from already loaded objects (tests, the demo)."""
+        signer = cls.__new__(cls)
+        signer._bind(key, cert)
+        return signer
+
+    def _bind(self, key: SigningKey, cert: x509.Certificate) -> None:
+        """Check the pair and build signxml's signer once."""
+        if not _key_matches(key, cert):
+            raise ConfigurationError("the signing key does not match the certificate")
+        self._key = key
+        self._cert = cert
+        self._xml_signer = XMLSigner(
+            method=SignatureConstructionMethod.enveloped,
+            signature_algorithm=_method_for(key),
+            digest_algorithm=DigestAlgorithm.SHA256,
+            c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+        )
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The certificate this signer puts in KeyInfo."""
+        return self._cert
+
+    def sign(self, root: etree._Element) -> bytes:
+        """The signed document, UTF-8 with an XML declaration; ds:Signature is the last child of the root."""
+        if root.get("Id") is not None or root.get("ID") is not None:
+            raise ValueError(
+                'the root must not carry an Id attribute: the profile signs the whole document (URI="")'
+            )
+        signed = self._xml_signer.sign(root, key=self._key, cert=[self._cert])
+        return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")

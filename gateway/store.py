@@ -1,0 +1,351 @@
+"""The durable store (SQLAlchemy Core): SQLite by default, PostgreSQL by URL. Each effect commits in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from gateway.errors import TransientError
+from gateway.model import Confidentiality, Deadlines, Restrictions, Rule, Trace, TraceStatus
+
+metadata = MetaData()
+
+
+def _ts(name: str, *, nullable: bool = False) -> Column[datetime]:
+    """A timezone-aware timestamp column."""
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+inbound = Table(
+    "inbound",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender", String(16), nullable=False),  # the transport identity: AMQP user_id, else routing key
+    Column("dedup_key", String(80), nullable=False),
+    Column("message_id", String(64)),
+    Column("kind", String(64), nullable=False),
+    Column("trace_id", String(64)),
+    _ts("received_at"),
+    Column("body", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),  # accepted | refused
+    Column("code", String(40)),
+    Column("detail", Text),
+    Column("rule", String(20)),
+    Column("table_version", String(80)),
+    UniqueConstraint("sender", "dedup_key", name="uq_inbound_sender_key"),
+)
+
+traces = Table(
+    "traces",
+    metadata,
+    Column("trace_id", String(64), primary_key=True),
+    Column("requester", String(16), nullable=False),
+    Column("party", String(16), nullable=False),
+    Column("destination", String(16), nullable=False),
+    Column("rule", String(20), nullable=False),
+    Column("table_version", String(80), nullable=False),
+    Column("status", String(20), nullable=False),
+    _ts("acknowledge_by"),
+    _ts("respond_by"),
+    _ts("opened_at"),
+    _ts("updated_at"),
+    Column("confidentiality_guaranteed", Boolean, nullable=False),
+    Column("confidentiality_reason", Text),
+    Column("restrictions", Text),  # JSON: {"codes": [...], "text": ...}
+    Column("delay_reason", String(40)),
+    Column("delay_expected_by", String(10)),
+    Column("current_request_id", String(64), nullable=False),
+    Index("ix_traces_requester", "requester"),
+    Index("ix_traces_party", "party"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False),
+    Column("recipient", String(16), nullable=False),
+    Column("queue", String(255), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("trace_id", String(64)),
+    Column("inbound_id", Integer),
+    Column("body", LargeBinary, nullable=False),
+    _ts("created_at"),
+    _ts("sent_at", nullable=True),
+    Index("ix_outbox_unsent", "id", sqlite_where=Column("sent_at").is_(None), postgresql_where=Column("sent_at").is_(None)),
+    Index("ix_outbox_inbound", "inbound_id"),
+)
+
+routing_tables = Table(
+    "routing_tables",
+    metadata,
+    Column("version", String(80), primary_key=True),
+    Column("content", Text, nullable=False),
+    _ts("first_used_at"),
+)
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    """One received message and what the gateway decided about it."""
+
+    sender: str
+    dedup_key: str
+    message_id: str | None
+    kind: str
+    trace_id: str | None
+    received_at: datetime
+    body: bytes
+    sha256: str
+    outcome: str
+    code: str | None = None
+    detail: str | None = None
+    rule: str | None = None
+    table_version: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A signed gateway message waiting to be published (or already published)."""
+
+    message_id: str
+    recipient: str
+    queue: str
+    kind: str
+    trace_id: str | None
+    body: bytes
+    id: int = 0
+    inbound_id: int | None = None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def trace_from_row(row: Row[Any]) -> Trace:
+    """A `Trace` from its row."""
+    m = row._mapping
+    restrictions = None
+    if m["restrictions"]:
+        raw = json.loads(m["restrictions"])
+        restrictions = Restrictions(codes=tuple(raw["codes"]), text=raw.get("text"))
+    return Trace(
+        trace_id=m["trace_id"],
+        requester=m["requester"],
+        party=m["party"],
+        destination=m["destination"],
+        rule=Rule(m["rule"]),
+        table_version=m["table_version"],
+        status=TraceStatus(m["status"]),
+        deadlines=Deadlines(_aware(m["acknowledge_by"]), _aware(m["respond_by"])),  # type: ignore[arg-type]
+        opened_at=_aware(m["opened_at"]),  # type: ignore[arg-type]
+        updated_at=_aware(m["updated_at"]),  # type: ignore[arg-type]
+        confidentiality=Confidentiality(m["confidentiality_guaranteed"], m["confidentiality_reason"]),
+        restrictions=restrictions,
+        delay_reason=m["delay_reason"],
+        delay_expected_by=date.fromisoformat(m["delay_expected_by"]) if m["delay_expected_by"] else None,
+        current_request_id=m["current_request_id"],
+    )
+
+
+def _trace_values(trace: Trace) -> dict[str, Any]:
+    """Column values of a `Trace`."""
+    r = trace.restrictions
+    return {
+        "trace_id": trace.trace_id,
+        "requester": trace.requester,
+        "party": trace.party,
+        "destination": trace.destination,
+        "rule": trace.rule.value,
+        "table_version": trace.table_version,
+        "status": trace.status.value,
+        "acknowledge_by": trace.deadlines.acknowledge_by,
+        "respond_by": trace.deadlines.respond_by,
+        "opened_at": trace.opened_at,
+        "updated_at": trace.updated_at,
+        "confidentiality_guaranteed": trace.confidentiality.guaranteed,
+        "confidentiality_reason": trace.confidentiality.reason,
+        "restrictions": json.dumps({"codes": list(r.codes), "text": r.text}) if r else None,
+        "delay_reason": trace.delay_reason,
+        "delay_expected_by": trace.delay_expected_by.isoformat() if trace.delay_expected_by else None,
+        "current_request_id": trace.current_request_id,
+    }
+
+
+class Transaction:
+    """One unit of work: reads and writes that commit together or not at all."""
+
+    def __init__(self, conn: AsyncConnection, locking: bool) -> None:
+        self._conn = conn
+        self._locking = locking
+
+    async def find_inbound(self, sender: str, dedup_key: str) -> Row[Any] | None:
+        """The earlier message with this (sender, key), if any."""
+        q = select(inbound).where(inbound.c.sender == sender, inbound.c.dedup_key == dedup_key)
+        return (await self._conn.execute(q)).first()
+
+    async def get_trace(self, trace_id: str) -> Trace | None:
+        """A trace, locked for this transaction where the database can lock rows."""
+        q = select(traces).where(traces.c.trace_id == trace_id)
+        if self._locking:
+            q = q.with_for_update()
+        row = (await self._conn.execute(q)).first()
+        return trace_from_row(row) if row else None
+
+    async def add_inbound(self, record: InboundRecord) -> int:
+        """Store a received message and the decision on it; returns its id."""
+        result = await self._conn.execute(insert(inbound).values(**record.__dict__).returning(inbound.c.id))
+        return int(result.scalar_one())
+
+    async def put_trace(self, trace: Trace, *, new: bool) -> None:
+        """Insert a new trace or update an existing one."""
+        values = _trace_values(trace)
+        if new:
+            await self._conn.execute(insert(traces).values(**values))
+        else:
+            await self._conn.execute(update(traces).where(traces.c.trace_id == trace.trace_id).values(**values))
+
+    async def add_outbox(self, messages: Sequence[OutboxMessage], *, inbound_id: int | None, now: datetime) -> None:
+        """Queue signed messages for the relay."""
+        if not messages:
+            return
+        rows = [
+            {
+                "message_id": m.message_id,
+                "recipient": m.recipient,
+                "queue": m.queue,
+                "kind": m.kind,
+                "trace_id": m.trace_id,
+                "inbound_id": inbound_id,
+                "body": m.body,
+                "created_at": now,
+            }
+            for m in messages
+        ]
+        await self._conn.execute(insert(outbox), rows)
+
+    async def answers_to(self, inbound_id: int, recipient: str) -> list[OutboxMessage]:
+        """What the gateway answered the sender of an earlier message (its first answer)."""
+        q = (
+            select(outbox)
+            .where(outbox.c.inbound_id == inbound_id, outbox.c.recipient == recipient)
+            .order_by(outbox.c.id)
+        )
+        rows = (await self._conn.execute(q)).all()
+        return [_outbox_from_row(r) for r in rows]
+
+    async def remember_table(self, version: str, content: str, now: datetime) -> None:
+        """Keep a routing table version the first time it is used."""
+        q = select(routing_tables.c.version).where(routing_tables.c.version == version)
+        if (await self._conn.execute(q)).first() is None:
+            await self._conn.execute(insert(routing_tables).values(version=version, content=content, first_used_at=now))
+
+
+def _outbox_from_row(row: Row[Any]) -> OutboxMessage:
+    """An `OutboxMessage` from its row."""
+    m = row._mapping
+    return OutboxMessage(
+        id=m["id"],
+        message_id=m["message_id"],
+        recipient=m["recipient"],
+        queue=m["queue"],
+        kind=m["kind"],
+        trace_id=m["trace_id"],
+        body=m["body"],
+        inbound_id=m["inbound_id"],
+    )
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """WAL for concurrent readers; a busy timeout so a short lock waits instead of failing."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class Store:
+    """The database: opened from a URL, tables created on `start`."""
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        connect_args: dict[str, Any] = {}
+        if schema and url.startswith("postgresql"):
+            connect_args["server_settings"] = {"search_path": schema}
+        self.url = url
+        self.schema = schema
+        self.engine: AsyncEngine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self._write_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Create missing tables (and the schema, on PostgreSQL)."""
+        async with self.engine.begin() as conn:
+            if self.schema and not self.is_sqlite:
+                await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        """Release every connection."""
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A write transaction; a database fault becomes `TransientError` so the message is retried."""
+        async with self._write_lock:
+            try:
+                async with self.engine.begin() as conn:
+                    yield Transaction(conn, locking=not self.is_sqlite)
+            except (OperationalError, DBAPIError, OSError, ConnectionError) as err:
+                raise TransientError(f"database unavailable: {type(err).__name__}") from err
+
+    async def unsent(self, limit: int = 200) -> list[OutboxMessage]:
+        """Outbox rows not yet confirmed by the broker, oldest first."""
+        q = select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        return [_outbox_from_row(r) for r in rows]
+
+    async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
+        """Record that the broker confirmed these rows."""
+        if not ids:
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            await conn.execute(update(outbox).where(outbox.c.id.in_(list(ids))).values(sent_at=now))
+
+    async def fetch(self, query: Any) -> list[Row[Any]]:
+        """Run a read-only query (administration and tests)."""
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())

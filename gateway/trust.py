@@ -1,0 +1,308 @@
+"""The trust store: which certificate may speak for which state.
+
+Owns the trust directory (`<dir>/<CC>/*.pem` certificates, `<dir>/<CC>/*.crl` revocation lists, and
+`<dir>/GATEWAY/` for the gateway's own certificate) and the one decision `authorize(cert, state, now)`.
+A certificate with BasicConstraints ca=True is a CA configured for the state; any other certificate is
+a leaf pinned for it. A CA-issued certificate speaks for a state only if its subject countryName is
+that state, so one CA serving several states cannot let one state's key speak for another.
+Pure: `now` is always a parameter, and nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.x509.oid import NameOID
+
+from gateway.errors import ConfigurationError, ErrorCode, Refused
+
+GATEWAY_DIR = "GATEWAY"
+_GRANT_CACHE_SIZE = 1024
+_STATE_DIR = re.compile(r"[A-Z]{2}")
+
+
+@dataclass(frozen=True)
+class StateTrust:
+    """The trust material configured for one state (or `GATEWAY`)."""
+
+    state: str
+    pinned: tuple[x509.Certificate, ...]
+    cas: tuple[x509.Certificate, ...]
+    crls: tuple[x509.CertificateRevocationList, ...]
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """Why a certificate speaks for a state: pinned there (`ca` None) or issued by one of its CAs."""
+
+    state: str
+    ca: x509.Certificate | None
+
+
+def fingerprint(cert: x509.Certificate) -> bytes:
+    """The SHA-256 fingerprint that pins a certificate."""
+    return cert.fingerprint(hashes.SHA256())
+
+
+def _short(cert: x509.Certificate) -> str:
+    """A safe name for a certificate in a refusal: never its (sender-chosen) subject text."""
+    return "certificate sha256:" + fingerprint(cert).hex()[:16]
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    """BasicConstraints ca=True."""
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _may_sign(cert: x509.Certificate) -> bool:
+    """KeyUsage, where present, allows digitalSignature."""
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature)
+    except x509.ExtensionNotFound:
+        return True
+
+
+def _country(cert: x509.Certificate) -> str | None:
+    """The subject countryName, if it is a well-formed alpha-2 code."""
+    values = cert.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
+    if len(values) != 1:
+        return None
+    value = values[0].value
+    return value if isinstance(value, str) and _STATE_DIR.fullmatch(value) else None
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    """The CA's key verifies the certificate's signature (and the names chain)."""
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _crl_signed_by(crl: x509.CertificateRevocationList, cas: Iterable[x509.Certificate]) -> bool:
+    """One of the CAs issued (and signed) this CRL."""
+    for ca in cas:
+        key = ca.public_key()
+        if crl.issuer != ca.subject:
+            continue
+        issuer_key = (
+            rsa.RSAPublicKey,
+            ec.EllipticCurvePublicKey,
+            dsa.DSAPublicKey,
+            ed25519.Ed25519PublicKey,
+            ed448.Ed448PublicKey,
+        )
+        if isinstance(key, issuer_key) and crl.is_signature_valid(key):
+            return True
+    return False
+
+
+def _check_validity(cert: x509.Certificate, now: datetime, what: str) -> None:
+    """CERTIFICATE_EXPIRED when `now` is outside the certificate's validity period."""
+    if now < cert.not_valid_before_utc:
+        raise Refused(
+            ErrorCode.CERTIFICATE_EXPIRED,
+            f"{what} is not valid before {cert.not_valid_before_utc.isoformat()}",
+        )
+    if now > cert.not_valid_after_utc:
+        raise Refused(
+            ErrorCode.CERTIFICATE_EXPIRED, f"{what} expired on {cert.not_valid_after_utc.isoformat()}"
+        )
+
+
+class TrustStore:
+    """Trust material by state, indexed so that each lookup is a dictionary hit; immutable once built."""
+
+    __slots__ = ("_cas_by_subject", "_crls", "_grant_cache", "_pins", "_states")
+
+    def __init__(self, states: Iterable[StateTrust]) -> None:
+        """Index the material; CRLs not signed by a CA of their state are ignored (`load` refuses them)."""
+        self._states: Mapping[str, StateTrust] = {s.state: s for s in states}
+        pins: dict[bytes, set[str]] = {}
+        cas: dict[x509.Name, list[tuple[str, x509.Certificate]]] = {}
+        crls: dict[tuple[str, x509.Name], list[x509.CertificateRevocationList]] = {}
+        for trust in self._states.values():
+            for cert in trust.pinned:
+                pins.setdefault(fingerprint(cert), set()).add(trust.state)
+            for ca in trust.cas:
+                cas.setdefault(ca.subject, []).append((trust.state, ca))
+            for crl in trust.crls:
+                if _crl_signed_by(crl, trust.cas):
+                    crls.setdefault((trust.state, crl.issuer), []).append(crl)
+        self._pins = {k: frozenset(v) for k, v in pins.items()}
+        self._cas_by_subject = {k: tuple(v) for k, v in cas.items()}
+        self._crls = {k: tuple(v) for k, v in crls.items()}
+        # The store never changes, so a certificate's grants never do: remember them for the certificates
+        # seen most (each national system sends the same one), bounded so strangers cannot grow it.
+        self._grant_cache: dict[x509.Certificate, tuple[_Grant, ...]] = {}
+
+    @classmethod
+    def load(cls, directory: Path) -> TrustStore:
+        """Read `<directory>/<CC>/*.pem` and `*.crl`; a missing directory gives an empty store."""
+        if not directory.is_dir():
+            return cls(())
+        return cls(_load_state(path) for path in sorted(directory.iterdir()) if _is_state_dir(path))
+
+    def states(self) -> frozenset[str]:
+        """States (and `GATEWAY`) with any trust material."""
+        return frozenset(s for s, t in self._states.items() if t.pinned or t.cas)
+
+    def has_material(self, state: str) -> bool:
+        """Whether any certificate could speak for `state`."""
+        trust = self._states.get(state)
+        return trust is not None and bool(trust.pinned or trust.cas)
+
+    def states_for(self, cert: x509.Certificate, now: datetime) -> frozenset[str]:
+        """States this certificate may speak for, ignoring its validity period and revocation.
+
+        `now` is accepted so that callers never need to change when a time-dependent rule is added.
+        """
+        del now
+        return frozenset(grant.state for grant in self._grants(cert))
+
+    def authorize(self, cert: x509.Certificate, state: str, now: datetime) -> None:
+        """Return if `cert` may sign for `state` at `now`; otherwise raise `Refused` saying why."""
+        try:
+            grants = {grant.state: grant for grant in self._grants(cert)}
+        except ValueError as err:  # a malformed extension surfaces only when read
+            raise Refused(
+                ErrorCode.CERTIFICATE_UNTRUSTED, f"{_short(cert)} has unreadable extensions"
+            ) from err
+        grant = grants.get(state)
+        if grant is None:
+            if grants:
+                raise Refused(
+                    ErrorCode.SENDER_MISMATCH,
+                    f"certificate speaks for {', '.join(sorted(grants))}, message claims {state}",
+                )
+            raise Refused(ErrorCode.CERTIFICATE_UNTRUSTED, self._why_untrusted(cert, state))
+        self._check_revocation(cert, state, now)
+        _check_validity(cert, now, "the signing certificate")
+        if grant.ca is not None:
+            _check_validity(grant.ca, now, f"the CA that issued the signing certificate for {state}")
+
+    def _grants(self, cert: x509.Certificate) -> tuple[_Grant, ...]:
+        """Every state whose material vouches for `cert`, remembered per certificate."""
+        grants = self._grant_cache.get(cert)
+        if grants is None:
+            grants = self._find_grants(cert)
+            if len(self._grant_cache) >= _GRANT_CACHE_SIZE:
+                self._grant_cache.clear()
+            self._grant_cache[cert] = grants
+        return grants
+
+    def _find_grants(self, cert: x509.Certificate) -> tuple[_Grant, ...]:
+        """Every state whose material vouches for `cert`: pinned there, or issued by its CA for it."""
+        grants = [_Grant(state, None) for state in self._pins.get(fingerprint(cert), ())]
+        candidates = self._cas_by_subject.get(cert.issuer, ())
+        country = _country(cert) if candidates else None
+        if country is None or _is_ca(cert) or not _may_sign(cert):
+            return tuple(grants)
+        pinned = {g.state for g in grants}
+        for state, ca in candidates:
+            if state == country and state not in pinned and _issued_by(cert, ca):
+                grants.append(_Grant(state, ca))
+                break
+        return tuple(grants)
+
+    def _why_untrusted(self, cert: x509.Certificate, state: str) -> str:
+        """The most specific reason `cert` speaks for no state at all."""
+        if not self.has_material(state):
+            return f"no trust material is configured for {state}"
+        if _is_ca(cert):
+            return (
+                f"{_short(cert)} is a CA certificate; messages must be signed with an end-entity certificate"
+            )
+        issuers = [ca for s, ca in self._cas_by_subject.get(cert.issuer, ()) if s == state]
+        if not any(_issued_by(cert, ca) for ca in issuers):
+            return f"{_short(cert)} is neither pinned for {state} nor issued by a CA configured for {state}"
+        if not _may_sign(cert):
+            return f"{_short(cert)} does not allow digitalSignature in its key usage"
+        country = _country(cert)
+        if country is None:
+            return f"{_short(cert)} has no subject country; a CA-issued certificate must name {state}"
+        return f"{_short(cert)} names country {country} in its subject, not {state}"
+
+    def _check_revocation(self, cert: x509.Certificate, state: str, now: datetime) -> None:
+        """CERTIFICATE_UNTRUSTED if a CRL of `state`, signed by its CA, lists the certificate."""
+        del now  # a listed certificate is revoked whatever date the entry bears
+        for crl in self._crls.get((state, cert.issuer), ()):
+            entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+            if entry is not None:
+                raise Refused(
+                    ErrorCode.CERTIFICATE_UNTRUSTED,
+                    f"{_short(cert)} was revoked on {entry.revocation_date_utc.date().isoformat()} "
+                    f"by a CRL configured for {state}",
+                )
+
+
+def _is_state_dir(path: Path) -> bool:
+    """A `<CC>` or `GATEWAY` directory; hidden entries and loose files skipped, a misnamed one refused."""
+    if path.name.startswith(".") or not path.is_dir():
+        return False
+    if path.name == GATEWAY_DIR or _STATE_DIR.fullmatch(path.name):
+        return True
+    raise ConfigurationError(
+        f"{path}: a trust directory must be named by an ISO 3166-1 alpha-2 code (upper case) or {GATEWAY_DIR}"
+    )
+
+
+def _read_certificates(path: Path) -> list[x509.Certificate]:
+    """Every certificate of a PEM file; ConfigurationError naming the file otherwise."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigurationError(f"{path}: cannot read the certificate file ({err.strerror})") from err
+    if b"PRIVATE KEY-----" in data:
+        raise ConfigurationError(f"{path}: holds a private key; trust material must hold certificates only")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+        for cert in certs:
+            _is_ca(cert)  # parse the extensions now, not on the first message
+    except ValueError as err:
+        raise ConfigurationError(f"{path}: not a readable PEM certificate file ({err})") from err
+    return certs
+
+
+def _read_crl(path: Path) -> x509.CertificateRevocationList:
+    """A CRL in PEM or DER; ConfigurationError naming the file otherwise."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigurationError(f"{path}: cannot read the CRL file ({err.strerror})") from err
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError as err:
+        raise ConfigurationError(f"{path}: not a readable CRL (PEM or DER) ({err})") from err
+
+
+def _load_state(directory: Path) -> StateTrust:
+    """One state's certificates and CRLs; a CRL that no CA of the state signed is a configuration error."""
+    pinned: list[x509.Certificate] = []
+    cas: list[x509.Certificate] = []
+    for path in sorted(directory.glob("*.pem")):
+        for cert in _read_certificates(path):
+            (cas if _is_ca(cert) else pinned).append(cert)
+    crls: list[x509.CertificateRevocationList] = []
+    for path in sorted(directory.glob("*.crl")):
+        crl = _read_crl(path)
+        if not _crl_signed_by(crl, cas):
+            raise ConfigurationError(
+                f"{path}: this CRL is not signed by any CA configured for {directory.name}"
+            )
+        crls.append(crl)
+    return StateTrust(state=directory.name, pinned=tuple(pinned), cas=tuple(cas), crls=tuple(crls))

@@ -1,0 +1,69 @@
+"""Shared fixtures: a development PKI made per test session, database URLs, a RabbitMQ vhost of our own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.pki import DevPki, create_dev_pki
+
+STATES = ("AT", "BR", "KE", "MZ", "ZA")
+ROUTING_TABLE = """
+[states.ZA]
+[states.MZ]
+[states.BR]
+[states.AT]
+[states.KE]
+[states.MW]
+status = "suspended"
+[states.LS]
+delegate = "ZA"
+"""
+POSTGRES_URL = os.environ.get("TRACEGATE_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+AMQP_BASE = os.environ.get("TRACEGATE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    """A development PKI: a CA, one key per state, the gateway's key; trust material per state."""
+    base = tmp_path_factory.mktemp("pki")
+    return create_dev_pki(base / "pki", base / "certs", STATES, now=datetime.now(UTC))
+
+
+@pytest.fixture(scope="session")
+def routing_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test routing table: five active states, one suspended, one delegating."""
+    path = tmp_path_factory.mktemp("config") / "routing.toml"
+    path.write_text(ROUTING_TABLE)
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+    """(URL, schema): a fresh SQLite file, or a fresh schema in the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'tracegate.db'}", None
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield POSTGRES_URL, schema
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-c",
+                    f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'], check=False, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ vhost of this test session's own, so queues never meet another run's."""
+    ctl = shutil.which("rabbitmqctl")
+    assert ctl, "rabbitmqctl is needed to make the tests' vhost"
+    vhost = f"tracegate-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run([ctl, "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run([ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+    yield AMQP_BASE.rstrip("/") + "/" + vhost
+    subprocess.run([ctl, "delete_vhost", vhost], check=False, capture_output=True)

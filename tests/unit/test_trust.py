@@ -1,0 +1,344 @@
+"""The trust store and the development PKI that feeds it: who may speak for which state, and why not."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from gateway.errors import ConfigurationError, ErrorCode, Refused
+from gateway.pki import PrivateKey, create_dev_pki, issue_certificate, load_private_key
+from gateway.trust import StateTrust, TrustStore
+
+PEM = serialization.Encoding.PEM
+Issued = tuple[PrivateKey, x509.Certificate]
+Issue = Callable[..., Issued]
+
+
+def _write(trust_dir: Path, state: str, name: str, data: bytes) -> Path:
+    """Put one file of trust material in place."""
+    path = trust_dir / state / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _crl(ca: Issued, now: datetime, *serials: int) -> x509.CertificateRevocationList:
+    """A CRL signed by `ca` listing `serials`."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca[1].subject)
+        .last_update(now - timedelta(days=1))
+        .next_update(now + timedelta(days=7))
+    )
+    for serial in serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(now - timedelta(hours=2))
+            .build()
+        )
+    return builder.sign(ca[0], hashes.SHA256())
+
+
+def _refusal(store: TrustStore, cert: x509.Certificate, state: str, now: datetime) -> Refused:
+    """The refusal `authorize` raises."""
+    with pytest.raises(Refused) as caught:
+        store.authorize(cert, state, now)
+    return caught.value
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path, test_ca: Issued) -> Path:
+    """A trust directory where the tests' CA serves ZA and MZ."""
+    for state in ("ZA", "MZ"):
+        _write(tmp_path, state, "ca.pem", test_ca[1].public_bytes(PEM))
+    return tmp_path
+
+
+def test_ca_issued_certificate_speaks_for_its_country(
+    store_dir: Path, issue: Issue, fixed_now: datetime
+) -> None:
+    """A certificate issued by ZA's CA with C=ZA may sign ZA's messages."""
+    _, cert = issue("ZA", kind="rsa")
+    store = TrustStore.load(store_dir)
+    store.authorize(cert, "ZA", fixed_now)
+    assert store.states_for(cert, fixed_now) == {"ZA"}
+
+
+def test_pinned_leaf_speaks_for_its_state_only(
+    store_dir: Path, self_signed: Callable[..., Issued], fixed_now: datetime
+) -> None:
+    """A leaf pinned for KE signs for KE, whatever its subject says, and is a mismatch for ZA."""
+    _, leaf = self_signed(None, is_ca=False)
+    _write(store_dir, "KE", "npc.pem", leaf.public_bytes(PEM))
+    store = TrustStore.load(store_dir)
+    store.authorize(leaf, "KE", fixed_now)
+    refused = _refusal(store, leaf, "ZA", fixed_now)
+    assert refused.code == ErrorCode.SENDER_MISMATCH
+    assert refused.detail == "certificate speaks for KE, message claims ZA"
+
+
+def test_other_states_certificate_is_a_sender_mismatch(
+    store_dir: Path, issue: Issue, fixed_now: datetime
+) -> None:
+    """One CA serving MZ and ZA cannot let MZ's certificate speak for ZA."""
+    _, mz = issue("MZ")
+    refused = _refusal(TrustStore.load(store_dir), mz, "ZA", fixed_now)
+    assert refused.code == ErrorCode.SENDER_MISMATCH
+    assert refused.detail == "certificate speaks for MZ, message claims ZA"
+
+
+def test_certificate_of_an_unknown_ca_is_untrusted(
+    store_dir: Path, issue: Issue, self_signed: Callable[..., Issued], fixed_now: datetime
+) -> None:
+    """A rogue CA naming itself like ZA's cannot issue a ZA certificate."""
+    rogue_ca = self_signed("ZA", is_ca=True)
+    _, forged = issue("ZA", issuer=rogue_ca)
+    refused = _refusal(TrustStore.load(store_dir), forged, "ZA", fixed_now)
+    assert refused.code == ErrorCode.CERTIFICATE_UNTRUSTED
+    assert "neither pinned for ZA nor issued by a CA configured for ZA" in refused.detail
+
+
+def test_forged_issuer_name_does_not_fool_the_signature_check(
+    store_dir: Path, test_ca: Issued, fixed_now: datetime
+) -> None:
+    """A certificate that copies the real CA's name as issuer but is signed by another key is untrusted."""
+    rogue_key, _ = issue_certificate(
+        issuer_key=None,
+        issuer_cert=None,
+        subject_country=None,
+        common_name="tests CA",
+        key_kind="ec",
+        not_before=fixed_now - timedelta(days=1),
+        not_after=fixed_now + timedelta(days=1),
+        is_ca=True,
+    )
+    _, forged = issue_certificate(
+        issuer_key=rogue_key,
+        issuer_cert=test_ca[1],  # the real CA's name, the rogue's signature
+        subject_country="ZA",
+        common_name="ZA",
+        key_kind="ec",
+        not_before=fixed_now - timedelta(days=1),
+        not_after=fixed_now + timedelta(days=1),
+    )
+    assert (
+        _refusal(TrustStore.load(store_dir), forged, "ZA", fixed_now).code == ErrorCode.CERTIFICATE_UNTRUSTED
+    )
+
+
+def test_expired_certificate_is_refused_with_its_end_date(
+    store_dir: Path, issue: Issue, fixed_now: datetime
+) -> None:
+    """A trusted certificate past its validity is CERTIFICATE_EXPIRED, saying when it expired."""
+    _, cert = issue("ZA", not_before=fixed_now - timedelta(days=60), not_after=fixed_now - timedelta(days=1))
+    refused = _refusal(TrustStore.load(store_dir), cert, "ZA", fixed_now)
+    assert refused.code == ErrorCode.CERTIFICATE_EXPIRED
+    assert refused.detail.startswith("the signing certificate expired on ")
+
+
+def test_not_yet_valid_certificate_is_refused(store_dir: Path, issue: Issue, fixed_now: datetime) -> None:
+    """A trusted certificate before its validity is CERTIFICATE_EXPIRED, saying when it starts."""
+    _, cert = issue("ZA", not_before=fixed_now + timedelta(days=1), not_after=fixed_now + timedelta(days=60))
+    refused = _refusal(TrustStore.load(store_dir), cert, "ZA", fixed_now)
+    assert refused.code == ErrorCode.CERTIFICATE_EXPIRED
+    assert "not valid before" in refused.detail
+
+
+def test_expired_issuing_ca_makes_its_certificates_expired(
+    tmp_path: Path, issue: Issue, fixed_now: datetime
+) -> None:
+    """A certificate whose CA has expired is CERTIFICATE_EXPIRED even if the certificate itself is current."""
+    old_ca = issue_certificate(
+        issuer_key=None,
+        issuer_cert=None,
+        subject_country=None,
+        common_name="old CA",
+        key_kind="ec",
+        not_before=fixed_now - timedelta(days=400),
+        not_after=fixed_now - timedelta(days=1),
+        is_ca=True,
+    )
+    _write(tmp_path, "ZA", "ca.pem", old_ca[1].public_bytes(PEM))
+    _, cert = issue("ZA", issuer=old_ca)
+    refused = _refusal(TrustStore.load(tmp_path), cert, "ZA", fixed_now)
+    assert refused.code == ErrorCode.CERTIFICATE_EXPIRED
+    assert "the CA that issued the signing certificate for ZA expired on" in refused.detail
+
+
+def test_ca_certificate_cannot_sign_messages(store_dir: Path, issue: Issue, fixed_now: datetime) -> None:
+    """A CA certificate (even a sub-CA with C=ZA from ZA's CA) is not accepted as a message signer."""
+    _, sub_ca = issue("ZA", is_ca=True)
+    refused = _refusal(TrustStore.load(store_dir), sub_ca, "ZA", fixed_now)
+    assert refused.code == ErrorCode.CERTIFICATE_UNTRUSTED
+    assert "is a CA certificate" in refused.detail
+
+
+def test_configured_ca_itself_cannot_sign_messages(
+    store_dir: Path, test_ca: Issued, fixed_now: datetime
+) -> None:
+    """The state's own CA certificate, used as a signer, is untrusted."""
+    refused = _refusal(TrustStore.load(store_dir), test_ca[1], "ZA", fixed_now)
+    assert refused.code == ErrorCode.CERTIFICATE_UNTRUSTED
+
+
+def test_key_usage_without_digital_signature_is_untrusted(
+    store_dir: Path, issue: Issue, test_ca: Issued, fixed_now: datetime
+) -> None:
+    """A ZA certificate whose KeyUsage forbids digitalSignature cannot sign messages."""
+    key, _ = issue("ZA")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COUNTRY_NAME, "ZA")]))
+        .issuer_name(test_ca[1].subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(fixed_now - timedelta(days=1))
+        .not_valid_after(fixed_now + timedelta(days=1))
+        .add_extension(
+            x509.KeyUsage(False, False, True, False, False, False, False, False, False), critical=True
+        )
+        .sign(test_ca[0], hashes.SHA256())
+    )
+    refused = _refusal(TrustStore.load(store_dir), cert, "ZA", fixed_now)
+    assert refused.code == ErrorCode.CERTIFICATE_UNTRUSTED
+    assert "digitalSignature" in refused.detail
+
+
+@pytest.mark.parametrize("encoding", [serialization.Encoding.PEM, serialization.Encoding.DER])
+def test_certificate_revoked_by_the_states_crl_is_untrusted(
+    store_dir: Path,
+    issue: Issue,
+    test_ca: Issued,
+    fixed_now: datetime,
+    encoding: serialization.Encoding,
+) -> None:
+    """A certificate listed in a CRL of ZA signed by ZA's CA is refused as revoked (PEM or DER CRL)."""
+    _, revoked = issue("ZA")
+    _, current = issue("ZA")
+    _write(store_dir, "ZA", "ca.crl", _crl(test_ca, fixed_now, revoked.serial_number).public_bytes(encoding))
+    store = TrustStore.load(store_dir)
+    refused = _refusal(store, revoked, "ZA", fixed_now)
+    assert refused.code == ErrorCode.CERTIFICATE_UNTRUSTED
+    assert "revoked" in refused.detail
+    store.authorize(current, "ZA", fixed_now)
+
+
+def test_crl_not_signed_by_the_states_ca_is_a_configuration_error(
+    store_dir: Path, self_signed: Callable[..., Issued], fixed_now: datetime
+) -> None:
+    """A CRL that no CA of the state signed is refused at load, naming the file, rather than ignored."""
+    rogue = self_signed(None, is_ca=True)
+    path = _write(store_dir, "ZA", "rogue.crl", _crl(rogue, fixed_now, 1).public_bytes(PEM))
+    with pytest.raises(ConfigurationError, match=re.escape(str(path))):
+        TrustStore.load(store_dir)
+
+
+@pytest.mark.parametrize("name", ["broken.pem", "broken.crl"])
+def test_corrupt_file_is_a_configuration_error_naming_it(store_dir: Path, name: str) -> None:
+    """An unreadable certificate or CRL stops loading with an error that names the file."""
+    path = _write(
+        store_dir, "ZA", name, b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"
+    )
+    with pytest.raises(ConfigurationError, match=re.escape(str(path))):
+        TrustStore.load(store_dir)
+
+
+def test_private_key_in_the_trust_directory_is_refused(store_dir: Path, issue: Issue) -> None:
+    """A PEM file holding a private key is refused: trust material is public."""
+    key, cert = issue("ZA")
+    data = cert.public_bytes(PEM) + key.private_bytes(
+        PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path = _write(store_dir, "ZA", "npc.pem", data)
+    with pytest.raises(ConfigurationError, match="private key") as caught:
+        TrustStore.load(store_dir)
+    assert str(path) in str(caught.value)
+
+
+def test_misnamed_state_directory_is_refused(store_dir: Path, test_ca: Issued) -> None:
+    """A directory not named by an upper-case alpha-2 code (or GATEWAY) is an error, not silently skipped."""
+    _write(store_dir, "za", "ca.pem", test_ca[1].public_bytes(PEM))
+    with pytest.raises(ConfigurationError, match="alpha-2"):
+        TrustStore.load(store_dir)
+
+
+def test_missing_directory_gives_an_empty_store(tmp_path: Path) -> None:
+    """No trust directory means no state has material."""
+    store = TrustStore.load(tmp_path / "absent")
+    assert store.states() == frozenset()
+    assert not store.has_material("ZA")
+
+
+def test_states_lists_every_state_with_material(store_dir: Path, issue: Issue) -> None:
+    """Every state directory with certificates counts, GATEWAY included; a file may hold several."""
+    _, one = issue(None)
+    _, two = issue(None)
+    _write(store_dir, "GATEWAY", "gateway.pem", one.public_bytes(PEM) + two.public_bytes(PEM))
+    store = TrustStore.load(store_dir)
+    assert store.states() == {"ZA", "MZ", "GATEWAY"}
+    assert store.has_material("GATEWAY")
+    assert not store.has_material("KE")
+
+
+def test_no_material_for_the_claimed_state_says_so(
+    store_dir: Path, issue: Issue, fixed_now: datetime
+) -> None:
+    """A certificate claiming a state without trust material is untrusted, and the detail names the state."""
+    _, cert = issue("KE")
+    refused = _refusal(TrustStore.load(store_dir), cert, "KE", fixed_now)
+    assert refused.code == ErrorCode.CERTIFICATE_UNTRUSTED
+    assert refused.detail == "no trust material is configured for KE"
+
+
+def test_store_built_in_memory_behaves_like_a_loaded_one(
+    test_ca: Issued, issue: Issue, fixed_now: datetime
+) -> None:
+    """A store made from StateTrust values authorizes like one read from disk."""
+    _, cert = issue("BR")
+    store = TrustStore([StateTrust(state="BR", pinned=(), cas=(test_ca[1],), crls=())])
+    store.authorize(cert, "BR", fixed_now)
+    assert store.states_for(cert, fixed_now) == {"BR"}
+
+
+def test_dev_pki_trust_material_authorizes_each_state_and_the_gateway(
+    tmp_path: Path, fixed_now: datetime
+) -> None:
+    """The development PKI's trust lets each state's key speak for it, and the gateway's for GATEWAY."""
+    pki = create_dev_pki(tmp_path / "pki", tmp_path / "certs", ["ZA", "MZ", "BR"], now=fixed_now)
+    store = TrustStore.load(pki.trust_dir)
+    assert store.states() == {"BR", "MZ", "ZA", "GATEWAY"}
+    for state in pki.states:
+        store.authorize(x509.load_pem_x509_certificate(pki.cert_path(state).read_bytes()), state, fixed_now)
+    gateway = x509.load_pem_x509_certificate(pki.gateway_cert_path.read_bytes())
+    store.authorize(gateway, "GATEWAY", fixed_now)
+    assert store.states_for(gateway, fixed_now) == {"GATEWAY"}
+
+
+def test_dev_pki_keys_are_private_and_alternate_key_families(tmp_path: Path, fixed_now: datetime) -> None:
+    """Keys are PKCS8 PEM readable by the owner only; sorted states alternate RSA and EC."""
+    pki = create_dev_pki(tmp_path / "pki", tmp_path / "certs", ["ZA", "MZ", "BR"], now=fixed_now)
+    for path in (pki.ca_key_path, pki.gateway_key_path, *(pki.key_path(s) for s in pki.states)):
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    kinds = [type(load_private_key(pki.key_path(s))).__name__ for s in pki.states]
+    assert pki.states == ("BR", "MZ", "ZA")
+    assert ["RSA" in k for k in kinds] == [True, False, True]
+
+
+def test_dev_pki_keeps_existing_material_and_adds_new_states(tmp_path: Path, fixed_now: datetime) -> None:
+    """A rerun keeps every key; a state added later gets a key from the same CA; force renews all."""
+    first = create_dev_pki(tmp_path / "pki", tmp_path / "certs", ["ZA"], now=fixed_now)
+    before = {p: p.read_bytes() for p in (first.ca_key_path, first.gateway_key_path, first.key_path("ZA"))}
+    second = create_dev_pki(tmp_path / "pki", tmp_path / "certs", ["ZA", "KE"], now=fixed_now)
+    assert all(path.read_bytes() == data for path, data in before.items())
+    ke = x509.load_pem_x509_certificate(second.cert_path("KE").read_bytes())
+    TrustStore.load(second.trust_dir).authorize(ke, "KE", fixed_now)
+    create_dev_pki(tmp_path / "pki", tmp_path / "certs", ["ZA", "KE"], now=fixed_now, force=True)
+    assert all(path.read_bytes() != data for path, data in before.items())
