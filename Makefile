@@ -11,6 +11,7 @@ test:
 
 lint:
 	.venv/bin/ruff check gateway tests bench
+	.venv/bin/ruff format --check gateway tests bench
 
 typecheck:
 	.venv/bin/mypy

@@ -46,19 +46,35 @@ def load_parts(settings: Settings) -> Parts:
     table = load_table(settings.routing_table, trusted=trust.states())
     for path in (settings.gateway_key, settings.gateway_cert):
         if not path.exists():
-            raise ConfigurationError(f"{path}: the gateway's key or certificate is missing "
-                                     "(create a development PKI with `tracegate pki init`)")
+            raise ConfigurationError(
+                f"{path}: the gateway's key or certificate is missing "
+                "(create a development PKI with `tracegate pki init`)"
+            )
     signer = Signer.from_files(settings.gateway_key, settings.gateway_cert)
     return Parts(trust=trust, table=table, schemas=SchemaSet.load(), signer=signer)
 
 
-def build_pipeline(settings: Settings, parts: Parts, store: Store, clock: Callable[[], datetime] = utc_now,
-                   on_commit: Callable[[], None] = lambda: None) -> Pipeline:
+def build_pipeline(
+    settings: Settings,
+    parts: Parts,
+    store: Store,
+    clock: Callable[[], datetime] = utc_now,
+    on_commit: Callable[[], None] = lambda: None,
+) -> Pipeline:
     """The pipeline wired to its parts."""
-    return Pipeline(schemas=parts.schemas, trust=parts.trust, signer=parts.signer, table=parts.table, store=store,
-                    policy=settings.deadline_policy(), clock=clock, max_message_bytes=settings.max_message_bytes,
-                    max_age_seconds=settings.max_message_age.total_seconds(),
-                    max_skew_seconds=settings.max_clock_skew.total_seconds(), on_commit=on_commit)
+    return Pipeline(
+        schemas=parts.schemas,
+        trust=parts.trust,
+        signer=parts.signer,
+        table=parts.table,
+        store=store,
+        policy=settings.deadline_policy(),
+        clock=clock,
+        max_message_bytes=settings.max_message_bytes,
+        max_age_seconds=settings.max_message_age.total_seconds(),
+        max_skew_seconds=settings.max_clock_skew.total_seconds(),
+        on_commit=on_commit,
+    )
 
 
 class Gateway:
@@ -69,8 +85,12 @@ class Gateway:
         self.clock = clock
         self.parts = load_parts(settings)
         self.store = Store(settings.database_url, schema=settings.database_schema or None)
-        self.broker = AmqpBroker(settings.broker_url, prefetch=settings.prefetch, queue_type=settings.queue_type,
-                                 delivery_limit=settings.delivery_limit)
+        self.broker = AmqpBroker(
+            settings.broker_url,
+            prefetch=settings.prefetch,
+            queue_type=settings.queue_type,
+            delivery_limit=settings.delivery_limit,
+        )
         self.relay = OutboxRelay(self.store, self.broker, clock, batch=settings.relay_batch)
         self.pipeline = build_pipeline(settings, self.parts, self.store, clock, on_commit=self.relay.wake)
         self._stop = asyncio.Event()
@@ -86,8 +106,12 @@ class Gateway:
         await self.broker.declare_topology(self.parts.table.states)
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         await self.broker.consume(self._handle)
-        log.info("serving", states=len(self.parts.table.states), table=self.parts.table.version,
-                 database=self.store.engine.dialect.name)
+        log.info(
+            "serving",
+            states=len(self.parts.table.states),
+            table=self.parts.table.version,
+            database=self.store.engine.dialect.name,
+        )
 
     async def _handle(self, message: Inbound) -> None:
         """Consumer callback: the pipeline, counted so that a stop can wait for messages in flight."""

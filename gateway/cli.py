@@ -26,8 +26,12 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 @click.group()
-@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Settings file (default: $TRACEGATE_CONFIG or config/tracegate.toml).")
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Settings file (default: $TRACEGATE_CONFIG or config/tracegate.toml).",
+)
 @click.version_option(package_name="tracegate")
 def cli(config: Path | None) -> None:
     """tracegate: the secure switch between national firearm tracing centres (ISACS 05.31)."""
@@ -47,8 +51,9 @@ def serve(ctx: click.Context) -> None:
     except ConfigurationError as err:
         raise click.ClickException(str(err)) from err
     except ConnectionError as err:
-        raise click.ClickException(f"{err}. Start RabbitMQ (`rabbitmq-server -detached`) or set "
-                                   "TRACEGATE_BROKER_URL.") from err
+        raise click.ClickException(
+            f"{err}. Start RabbitMQ (`rabbitmq-server -detached`) or set TRACEGATE_BROKER_URL."
+        ) from err
 
 
 @cli.group()

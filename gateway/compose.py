@@ -116,7 +116,9 @@ def receipt(
     return root
 
 
-def rejection(*, now: datetime, rejected_id: str | None, code: str, detail: str, trace_id: str | None = None) -> etree._Element:
+def rejection(
+    *, now: datetime, rejected_id: str | None, code: str, detail: str, trace_id: str | None = None
+) -> etree._Element:
     """`Rejection`: the sender's message was refused, with the contract's code and why."""
     root = _root("Rejection", now, trace_id)
     if rejected_id and _UUID.match(rejected_id):  # an unreadable id is left out, never echoed

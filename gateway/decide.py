@@ -47,16 +47,29 @@ def _require_complete(request: TraceRequestInfo) -> None:
 def _require_reason(root: etree._Element, kind: str) -> None:
     """REASON_REQUIRED for a delay, refusal or partial response without its reason code (8.3.4.2)."""
     if kind in REASONED and text(root, "Reason") is None:
-        raise Refused(ErrorCode.REASON_REQUIRED,
-                      f"a {kind} must give its Reason code (ISACS 05.31, 8.3.4.2: inform the requesting State)")
+        raise Refused(
+            ErrorCode.REASON_REQUIRED,
+            f"a {kind} must give its Reason code (ISACS 05.31, 8.3.4.2: inform the requesting State)",
+        )
     partial = root.find(f"{_T}Partial") if kind == "TraceResponse" else None
     if partial is not None and text(partial, "Reason") is None:
-        raise Refused(ErrorCode.REASON_REQUIRED,
-                      "a partial (restricted) response must give its Partial/Reason code (ISACS 05.31, 8.3.4.2)")
+        raise Refused(
+            ErrorCode.REASON_REQUIRED,
+            "a partial (restricted) response must give its Partial/Reason code (ISACS 05.31, 8.3.4.2)",
+        )
 
 
-async def decide(tx: Transaction, root: etree._Element, header: Header, kind: str, body: bytes, *,
-                 table: RoutingTable, policy: DeadlinePolicy, now: datetime) -> Decision:
+async def decide(
+    tx: Transaction,
+    root: etree._Element,
+    header: Header,
+    kind: str,
+    body: bytes,
+    *,
+    table: RoutingTable,
+    policy: DeadlinePolicy,
+    now: datetime,
+) -> Decision:
     """The decision on one verified message, or `Refused`."""
     if kind == "TraceRequest":
         request = read_trace_request(root)
@@ -71,13 +84,23 @@ async def decide(tx: Transaction, root: etree._Element, header: Header, kind: st
     updated = _record(trace, root, kind, transition.status, now)
     reply = Route(origin=header.sender, party=transition.recipient, rule=Rule.REPLY, table_version=table.version)
     restrictions = read_restrictions(root) if kind == "TraceResponse" else None
-    relay = compose.delivery(now=now, trace_id=trace.trace_id, route=reply, recipient=transition.recipient,
-                             payload=body, restrictions=restrictions)
-    receipt = compose.receipt(now=now, trace_id=trace.trace_id, accepted_id=header.message_id,
-                              status=updated.status.value)
-    return Decision(trace=updated, messages=[("Delivery", transition.recipient, relay),
-                                             ("Receipt", header.sender, receipt)],
-                    rule=Rule.REPLY.value, routed_to=transition.recipient)
+    relay = compose.delivery(
+        now=now,
+        trace_id=trace.trace_id,
+        route=reply,
+        recipient=transition.recipient,
+        payload=body,
+        restrictions=restrictions,
+    )
+    receipt = compose.receipt(
+        now=now, trace_id=trace.trace_id, accepted_id=header.message_id, status=updated.status.value
+    )
+    return Decision(
+        trace=updated,
+        messages=[("Delivery", transition.recipient, relay), ("Receipt", header.sender, receipt)],
+        rule=Rule.REPLY.value,
+        routed_to=transition.recipient,
+    )
 
 
 async def _trace_of(tx: Transaction, header: Header, kind: str) -> Trace:
@@ -102,8 +125,15 @@ def _record(trace: Trace, root: etree._Element, kind: str, status: TraceStatus, 
     return dataclasses.replace(trace, **changes)  # type: ignore[arg-type]
 
 
-async def _open_trace(tx: Transaction, request: TraceRequestInfo, body: bytes, *, table: RoutingTable,
-                      policy: DeadlinePolicy, now: datetime) -> Decision:
+async def _open_trace(
+    tx: Transaction,
+    request: TraceRequestInfo,
+    body: bytes,
+    *,
+    table: RoutingTable,
+    policy: DeadlinePolicy,
+    now: datetime,
+) -> Decision:
     """A first request: check it is complete, route it, start its clocks."""
     _require_complete(request)
     chosen = route(request, table)
@@ -111,41 +141,88 @@ async def _open_trace(tx: Transaction, request: TraceRequestInfo, body: bytes, *
     if await tx.get_trace(trace_id) is not None:
         raise Refused(ErrorCode.INVALID_STATE, "this MessageId already opened a trace; a new request needs a new one")
     deadlines = plan(now, policy)
-    trace = Trace(trace_id=trace_id, requester=request.header.sender, party=chosen.party,
-                  destination=chosen.on_behalf_of or chosen.party, rule=chosen.rule,
-                  table_version=chosen.table_version, status=TraceStatus.DELIVERED, deadlines=deadlines,
-                  opened_at=now, updated_at=now, confidentiality=request.confidentiality,
-                  current_request_id=trace_id)
+    trace = Trace(
+        trace_id=trace_id,
+        requester=request.header.sender,
+        party=chosen.party,
+        destination=chosen.on_behalf_of or chosen.party,
+        rule=chosen.rule,
+        table_version=chosen.table_version,
+        status=TraceStatus.DELIVERED,
+        deadlines=deadlines,
+        opened_at=now,
+        updated_at=now,
+        confidentiality=request.confidentiality,
+        current_request_id=trace_id,
+    )
     return _request_decision(trace, chosen, request, body, now, new=True)
 
 
-async def _resubmit(tx: Transaction, request: TraceRequestInfo, body: bytes, *, table: RoutingTable,
-                    policy: DeadlinePolicy, now: datetime) -> Decision:
+async def _resubmit(
+    tx: Transaction,
+    request: TraceRequestInfo,
+    body: bytes,
+    *,
+    table: RoutingTable,
+    policy: DeadlinePolicy,
+    now: datetime,
+) -> Decision:
     """A request resubmitted after a return for completion (8.3.2): same trace, fresh clocks."""
     header = request.header
     if header.trace_id is None or request.resubmits is None:
-        raise Refused(ErrorCode.INVALID_STATE,
-                      "a resubmission names its trace in Header/TraceId and the returned request in Resubmits")
+        raise Refused(
+            ErrorCode.INVALID_STATE,
+            "a resubmission names its trace in Header/TraceId and the returned request in Resubmits",
+        )
     trace = await _trace_of(tx, header, "TraceRequest")
     lifecycle.apply(trace, "TraceRequest", header.sender)
     if request.resubmits != trace.current_request_id:
         raise Refused(ErrorCode.INVALID_STATE, "Resubmits does not name the request that was returned")
     _require_complete(request)
-    updated = dataclasses.replace(trace, status=TraceStatus.RESUBMITTED, deadlines=plan(now, policy), updated_at=now,
-                                  confidentiality=request.confidentiality, current_request_id=header.message_id)
-    chosen = Route(origin=header.sender, party=trace.party, rule=trace.rule, table_version=table.version,
-                   on_behalf_of=trace.destination if trace.destination != trace.party else None)
+    updated = dataclasses.replace(
+        trace,
+        status=TraceStatus.RESUBMITTED,
+        deadlines=plan(now, policy),
+        updated_at=now,
+        confidentiality=request.confidentiality,
+        current_request_id=header.message_id,
+    )
+    chosen = Route(
+        origin=header.sender,
+        party=trace.party,
+        rule=trace.rule,
+        table_version=table.version,
+        on_behalf_of=trace.destination if trace.destination != trace.party else None,
+    )
     return _request_decision(updated, chosen, request, body, now, new=False)
 
 
-def _request_decision(trace: Trace, chosen: Route, request: TraceRequestInfo, body: bytes, now: datetime, *,
-                      new: bool) -> Decision:
+def _request_decision(
+    trace: Trace, chosen: Route, request: TraceRequestInfo, body: bytes, now: datetime, *, new: bool
+) -> Decision:
     """The `Delivery` to the requested party and the `Receipt` to the requester."""
-    relay = compose.delivery(now=now, trace_id=trace.trace_id, route=chosen, recipient=chosen.party, payload=body,
-                             deadlines=trace.deadlines, confidentiality=request.confidentiality)
-    receipt = compose.receipt(now=now, trace_id=trace.trace_id, accepted_id=request.header.message_id,
-                              status=trace.status.value, routed_to=chosen.party, rule=chosen.rule.value,
-                              deadlines=trace.deadlines)
-    return Decision(trace=trace, new_trace=new, messages=[("Delivery", chosen.party, relay),
-                                                          ("Receipt", trace.requester, receipt)],
-                    rule=chosen.rule.value, routed_to=chosen.party)
+    relay = compose.delivery(
+        now=now,
+        trace_id=trace.trace_id,
+        route=chosen,
+        recipient=chosen.party,
+        payload=body,
+        deadlines=trace.deadlines,
+        confidentiality=request.confidentiality,
+    )
+    receipt = compose.receipt(
+        now=now,
+        trace_id=trace.trace_id,
+        accepted_id=request.header.message_id,
+        status=trace.status.value,
+        routed_to=chosen.party,
+        rule=chosen.rule.value,
+        deadlines=trace.deadlines,
+    )
+    return Decision(
+        trace=trace,
+        new_trace=new,
+        messages=[("Delivery", chosen.party, relay), ("Receipt", trace.requester, receipt)],
+        rule=chosen.rule.value,
+        routed_to=chosen.party,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import sys
@@ -57,8 +58,15 @@ class Demo:
         """Sign as `state`'s national system."""
         return self.signers[state].sign(root)
 
-    async def exchange(self, scenario: str, sender: str, body: bytes, *, routing_key: str | None = None,
-                       watch: str | None = None) -> tuple[Received | None, Received | None]:
+    async def exchange(
+        self,
+        scenario: str,
+        sender: str,
+        body: bytes,
+        *,
+        routing_key: str | None = None,
+        watch: str | None = None,
+    ) -> tuple[Received | None, Received | None]:
         """Send `body` as `sender`, wait for its answer and for a `Delivery` to `watch`; add a table row."""
         root = etree.fromstring(body)
         kind = etree.QName(root).localname
@@ -73,8 +81,9 @@ class Demo:
         if answer is not None:
             row.answer = _describe(answer)
             row.detail = answer.find("Detail") or _deadline_text(answer)
-        row.delivered = (f"{watch}: Delivery ({delivery.find('Route/Rule')})" if delivery
-                         else (f"{watch}: nothing" if watch else ""))
+        row.delivered = (
+            f"{watch}: Delivery ({delivery.find('Route/Rule')})" if delivery else (f"{watch}: nothing" if watch else "")
+        )
         self.rows.append(row)
         return answer, delivery
 
@@ -102,57 +111,99 @@ def _deadline_text(answer: Received) -> str:
 
 async def _switch_scenarios(demo: Demo) -> None:
     """Routing by each rule, a forgery, a tampered message, an incomplete request and a duplicate."""
-    export = samples.trace_request("ZA", made_in="AT", import_marks=[("BR", 2014)],
-                                   exports=[("ZA", "MZ", "2019-06-14")])
+    export = samples.trace_request(
+        "ZA", made_in="AT", import_marks=[("BR", 2014)], exports=[("ZA", "MZ", "2019-06-14")]
+    )
     first = demo.sign("ZA", export)
     receipt, _ = await demo.exchange("export record names MZ", "ZA", first, watch="MZ")
-    await demo.exchange("import mark names BR", "KE",
-                        demo.sign("KE", samples.trace_request("KE", made_in="AT", import_marks=[("BR", 2014)])),
-                        watch="BR")
-    await demo.exchange("only the country of manufacture", "MZ",
-                        demo.sign("MZ", samples.trace_request("MZ", made_in="AT")), watch="AT")
-    rogue_key, rogue_ca = issue_certificate(issuer_key=None, issuer_cert=None, subject_country="ZA",
-                                            common_name="rogue CA", key_kind="ec", is_ca=True,
-                                            not_before=datetime.now(UTC) - timedelta(days=1),
-                                            not_after=datetime.now(UTC) + timedelta(days=30))
-    forged_key, forged_cert = issue_certificate(issuer_key=rogue_key, issuer_cert=rogue_ca, subject_country="ZA",
-                                                common_name="ZA national point of contact", key_kind="ec",
-                                                not_before=datetime.now(UTC) - timedelta(days=1),
-                                                not_after=datetime.now(UTC) + timedelta(days=30))
+    await demo.exchange(
+        "import mark names BR",
+        "KE",
+        demo.sign("KE", samples.trace_request("KE", made_in="AT", import_marks=[("BR", 2014)])),
+        watch="BR",
+    )
+    await demo.exchange(
+        "only the country of manufacture",
+        "MZ",
+        demo.sign("MZ", samples.trace_request("MZ", made_in="AT")),
+        watch="AT",
+    )
+    rogue_key, rogue_ca = issue_certificate(
+        issuer_key=None,
+        issuer_cert=None,
+        subject_country="ZA",
+        common_name="rogue CA",
+        key_kind="ec",
+        is_ca=True,
+        not_before=datetime.now(UTC) - timedelta(days=1),
+        not_after=datetime.now(UTC) + timedelta(days=30),
+    )
+    forged_key, forged_cert = issue_certificate(
+        issuer_key=rogue_key,
+        issuer_cert=rogue_ca,
+        subject_country="ZA",
+        common_name="ZA national point of contact",
+        key_kind="ec",
+        not_before=datetime.now(UTC) - timedelta(days=1),
+        not_after=datetime.now(UTC) + timedelta(days=30),
+    )
     forger = Signer.from_objects(forged_key, forged_cert)
-    await demo.exchange("forgery: ZA's name, a stranger's key", "ZA",
-                        forger.sign(samples.trace_request("ZA", exports=[("ZA", "MZ", "2020-01-01")])), watch="MZ")
+    await demo.exchange(
+        "forgery: ZA's name, a stranger's key",
+        "ZA",
+        forger.sign(samples.trace_request("ZA", exports=[("ZA", "MZ", "2020-01-01")])),
+        watch="MZ",
+    )
     tampered = demo.sign("ZA", samples.trace_request("ZA", exports=[("ZA", "MZ", "2020-01-01")]))
     await demo.exchange("signed, then a value altered", "ZA", tampered.replace(b"BXK291", b"BXK297"), watch="MZ")
-    await demo.exchange("incomplete: no caliber, no serial", "KE",
-                        demo.sign("KE", samples.trace_request("KE", omit=("Caliber", "SerialNumber"))), watch="AT")
-    await demo.exchange("suspended destination", "ZA",
-                        demo.sign("ZA", samples.trace_request("ZA", exports=[("ZA", "MW", "2022-05-01")])))
+    await demo.exchange(
+        "incomplete: no caliber, no serial",
+        "KE",
+        demo.sign("KE", samples.trace_request("KE", omit=("Caliber", "SerialNumber"))),
+        watch="AT",
+    )
+    await demo.exchange(
+        "suspended destination",
+        "ZA",
+        demo.sign("ZA", samples.trace_request("ZA", exports=[("ZA", "MW", "2022-05-01")])),
+    )
     again, _ = await demo.exchange("duplicate of the first request", "ZA", first, watch="MZ")
     if receipt and again and again.message_id == receipt.message_id:
         demo.rows[-1].answer = "the first Receipt again (same MessageId); no second effect"
 
 
-async def run_demo(settings: Settings) -> int:
-    """Run the demo; returns the process exit code."""
-    configure_logging("warning")
-    console = Console(width=None if sys.stdout.isatty() else 150)
+def _prepare(settings: Settings) -> tuple[Settings, DevPki, list[str], str]:
+    """A fresh demo database and the demo's PKI (kept between runs); settings pointing at them."""
     table = load_table(settings.routing_table)
     states = sorted(c for c, e in table.states.items() if e.delegate is None and e.active)
     if DEMO_DIR.exists():
         shutil.rmtree(DEMO_DIR / "db", ignore_errors=True)
     (DEMO_DIR / "db").mkdir(parents=True, exist_ok=True)
     pki = create_dev_pki(DEMO_DIR / "pki", DEMO_DIR / "certs", states, now=datetime.now(UTC))
-    settings = dataclasses.replace(
-        settings, database_url=f"sqlite+aiosqlite:///{DEMO_DIR / 'db' / 'tracegate.db'}",
-        trust_dir=DEMO_DIR / "certs", gateway_key=pki.gateway_key_path, gateway_cert=pki.gateway_cert_path)
+    demo_settings = dataclasses.replace(
+        settings,
+        database_url=f"sqlite+aiosqlite:///{DEMO_DIR / 'db' / 'tracegate.db'}",
+        trust_dir=DEMO_DIR / "certs",
+        gateway_key=pki.gateway_key_path,
+        gateway_cert=pki.gateway_cert_path,
+    )
+    return demo_settings, pki, states, table.version
+
+
+async def run_demo(settings: Settings) -> int:
+    """Run the demo; returns the process exit code."""
+    configure_logging("warning")
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    settings, pki, states, version = await asyncio.to_thread(_prepare, settings)
     probe = AmqpBroker(settings.broker_url)
     try:
         await probe.connect(timeout=5)
     except ConnectionError as err:
-        console.print(f"[bold red]No RabbitMQ broker at {settings.broker_url}[/]: {err}\n"
-                      "Start one with `rabbitmq-server -detached` (or point TRACEGATE_BROKER_URL at yours), "
-                      "then run the demo again.")
+        console.print(
+            f"[bold red]No RabbitMQ broker at {settings.broker_url}[/]: {err}\n"
+            "Start one with `rabbitmq-server -detached` (or point TRACEGATE_BROKER_URL at yours), "
+            "then run the demo again."
+        )
         return 2
     await probe.close()
     gateway = Gateway(settings)
@@ -160,8 +211,10 @@ async def run_demo(settings: Settings) -> int:
     demo = Demo(settings, pki, states)
     try:
         await demo.connect()
-        console.print(f"tracegate demo: switch up, routing table {table.version[:19]}…, "
-                      f"national systems {', '.join(states)} connected, each signing with its own key.\n")
+        console.print(
+            f"tracegate demo: switch up, routing table {version[:19]}…, "
+            f"national systems {', '.join(states)} connected, each signing with its own key.\n"
+        )
         await _switch_scenarios(demo)
     finally:
         await demo.close()

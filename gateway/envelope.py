@@ -74,7 +74,9 @@ def _parse(body: bytes) -> etree._ElementTree:
 def _check_forbidden(tree: etree._ElementTree) -> None:
     """Refuse what the contract forbids: DTD, entities, XInclude, processing instructions past the prolog."""
     info = tree.docinfo
-    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+    # lxml's stubs lag behind `DocInfo`; read the three DTD traces without trusting their types.
+    dtd_traces: tuple[object, ...] = (getattr(info, "doctype", ""), info.internalDTD, info.externalDTD)
+    if any(trace not in (None, "") for trace in dtd_traces):
         raise Refused(ErrorCode.FORBIDDEN_XML, "a document type declaration (DTD) is not allowed")
     if info.encoding and info.encoding.upper().replace("_", "-") not in {"UTF-8", "UTF8"}:
         raise Refused(ErrorCode.MALFORMED_XML, f"declared encoding {info.encoding} is not UTF-8")
@@ -111,4 +113,6 @@ def open_envelope(body: bytes, *, max_bytes: int) -> Envelope:
     root = tree.getroot()
     qname = etree.QName(root)
     kind = qname.localname if qname.namespace == NS else f"{{{qname.namespace or ''}}}{qname.localname}"
-    return Envelope(root=root, kind=kind, message_id=_header_text(root, "MessageId"), sender=_header_text(root, "Sender"))
+    return Envelope(
+        root=root, kind=kind, message_id=_header_text(root, "MessageId"), sender=_header_text(root, "Sender")
+    )

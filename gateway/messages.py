@@ -80,7 +80,11 @@ def _export_records(root: etree._Element) -> tuple[ExportRecord, ...]:
     """`ExportRecord`s in document order."""
     records = []
     for record in root.iterfind(f"{_T}ExportRecord"):
-        exporting, importing, when = text(record, "ExportingState"), text(record, "ImportingState"), text(record, "Date")
+        exporting, importing, when = (
+            text(record, "ExportingState"),
+            text(record, "ImportingState"),
+            text(record, "Date"),
+        )
         if exporting and importing and when:
             records.append(ExportRecord(exporting, importing, date.fromisoformat(when[:10])))
     return tuple(records)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
 import structlog
 
-from gateway.ports import PublishFailed, Publisher
+from gateway.ports import Publisher, PublishFailed
 from gateway.store import OutboxMessage, Store
 
 log = structlog.get_logger("tracegate.outbox")
@@ -21,8 +22,15 @@ class OutboxRelay:
     recipient drops as a repeat: at-least-once on the wire, exactly-once in effect.
     """
 
-    def __init__(self, store: Store, publisher: Publisher, clock: Callable[[], datetime], *,
-                 batch: int = 200, idle_poll: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publisher: Publisher,
+        clock: Callable[[], datetime],
+        *,
+        batch: int = 200,
+        idle_poll: float = 1.0,
+    ) -> None:
         self._store = store
         self._publisher = publisher
         self._clock = clock
@@ -46,10 +54,8 @@ class OutboxRelay:
                 await asyncio.sleep(min(self._idle_poll, 1.0))
             if sent == 0 and not self._stopping:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._idle_poll)
-                except TimeoutError:
-                    pass
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows; returns how many the broker confirmed."""

@@ -14,7 +14,7 @@ from datetime import datetime
 import structlog
 from lxml import etree
 
-from gateway import compose, lifecycle
+from gateway import compose
 from gateway.deadlines import DeadlinePolicy
 from gateway.decide import decide
 from gateway.envelope import Envelope, open_envelope
@@ -27,7 +27,6 @@ from gateway.schemas import GATEWAY_MESSAGE_TYPES, NPC_MESSAGE_TYPES, SchemaSet
 from gateway.signatures import Signer, verify
 from gateway.store import InboundRecord, OutboxMessage, Store, Transaction
 from gateway.trust import TrustStore
-
 
 log = structlog.get_logger("tracegate.pipeline")
 
@@ -114,8 +113,10 @@ class Pipeline:
             raise Refused(ErrorCode.NOT_AUTHORIZED, f"{header.sender} is not connected to the switch")
         age = (now - header.created_at).total_seconds()
         if age > self.max_age_seconds:
-            raise Refused(ErrorCode.STALE_MESSAGE, f"CreatedAt is {age / 3600:.1f} hours old; the limit is "
-                          f"{self.max_age_seconds / 3600:.0f} hours")
+            raise Refused(
+                ErrorCode.STALE_MESSAGE,
+                f"CreatedAt is {age / 3600:.1f} hours old; the limit is {self.max_age_seconds / 3600:.0f} hours",
+            )
         if -age > self.max_skew_seconds:
             raise Refused(ErrorCode.STALE_MESSAGE, f"CreatedAt is {-age:.0f} s in the future")
         return Verified(root=signed.root, header=header, kind=envelope.kind)
@@ -133,8 +134,16 @@ class Pipeline:
         """Decide and store the message, its decision and every message it causes, together."""
         if isinstance(checked, Verified):
             try:
-                decision = await decide(tx, checked.root, checked.header, checked.kind, message.body,
-                                        table=self.table, policy=self.policy, now=now)
+                decision = await decide(
+                    tx,
+                    checked.root,
+                    checked.header,
+                    checked.kind,
+                    message.body,
+                    table=self.table,
+                    policy=self.policy,
+                    now=now,
+                )
             except Refused as refusal:
                 checked = refusal
         kind = envelope.kind if envelope else "unreadable"
@@ -142,9 +151,19 @@ class Pipeline:
         sender = message.transport_sender
         if isinstance(checked, Refused):
             return await self._reject(tx, checked, kind, message_id, message, key, digest, now)
-        record = InboundRecord(sender, key, message_id, kind, decision.trace.trace_id if decision.trace else None,
-                               now, message.body, digest, "accepted", rule=decision.rule,
-                               table_version=self.table.version if decision.rule else None)
+        record = InboundRecord(
+            sender,
+            key,
+            message_id,
+            kind,
+            decision.trace.trace_id if decision.trace else None,
+            now,
+            message.body,
+            digest,
+            "accepted",
+            rule=decision.rule,
+            table_version=self.table.version if decision.rule else None,
+        )
         inbound_id = await tx.add_inbound(record)
         if decision.trace is not None:
             await tx.put_trace(decision.trace, new=decision.new_trace)
@@ -152,29 +171,64 @@ class Pipeline:
             await tx.remember_table(self.table.version, self.table.canonical(), now)
         outgoing = [self._seal(kind_, recipient, root) for kind_, recipient, root in decision.messages]
         await tx.add_outbox(outgoing, inbound_id=inbound_id, now=now)
-        return Outcome("accepted", kind, message_id, sender, trace_id=record.trace_id,
-                       routed_to=decision.routed_to, rule=decision.rule)
+        return Outcome(
+            "accepted",
+            kind,
+            message_id,
+            sender,
+            trace_id=record.trace_id,
+            routed_to=decision.routed_to,
+            rule=decision.rule,
+        )
 
-    async def _reject(self, tx: Transaction, refusal: Refused, kind: str, message_id: str | None,
-                      message: Inbound, key: str, digest: str, now: datetime) -> Outcome:
+    async def _reject(
+        self,
+        tx: Transaction,
+        refusal: Refused,
+        kind: str,
+        message_id: str | None,
+        message: Inbound,
+        key: str,
+        digest: str,
+        now: datetime,
+    ) -> Outcome:
         """Record a refusal and queue the signed `Rejection` for the transport sender."""
         sender = message.transport_sender
-        record = InboundRecord(sender, key, message_id, kind[:64], None, now, message.body, digest, "refused",
-                               code=refusal.code.value, detail=refusal.detail)
+        record = InboundRecord(
+            sender,
+            key,
+            message_id,
+            kind[:64],
+            None,
+            now,
+            message.body,
+            digest,
+            "refused",
+            code=refusal.code.value,
+            detail=refusal.detail,
+        )
         inbound_id = await tx.add_inbound(record)
         if self.table.entry(sender) is not None:
             root = compose.rejection(now=now, rejected_id=message_id, code=refusal.code.value, detail=refusal.detail)
             await tx.add_outbox([self._seal("Rejection", sender, root)], inbound_id=inbound_id, now=now)
         return Outcome("refused", kind, message_id, sender, code=refusal.code.value, detail=refusal.detail)
 
-    async def _answer_again(self, tx: Transaction, earlier: object, message: Inbound,
-                            envelope: Envelope | None, now: datetime) -> Outcome:
+    async def _answer_again(
+        self, tx: Transaction, earlier: object, message: Inbound, envelope: Envelope | None, now: datetime
+    ) -> Outcome:
         """A repeated (sender, MessageId): no second effect; the first answer is sent again."""
         row = earlier._mapping  # type: ignore[attr-defined]
         answers = await tx.answers_to(row["id"], message.transport_sender)
         await tx.add_outbox(answers, inbound_id=None, now=now)
-        return Outcome("duplicate", row["kind"], row["message_id"], message.transport_sender, code=row["code"],
-                       trace_id=row["trace_id"], detail=f"repeat of a message first {row['outcome']}")
+        return Outcome(
+            "duplicate",
+            row["kind"],
+            row["message_id"],
+            message.transport_sender,
+            code=row["code"],
+            trace_id=row["trace_id"],
+            detail=f"repeat of a message first {row['outcome']}",
+        )
 
     def _seal(self, kind: str, recipient: str, root: etree._Element) -> OutboxMessage:
         """Sign a gateway message and address it to a party's queue."""
@@ -183,5 +237,6 @@ class Pipeline:
         trace_id = root.findtext("{urn:itrace:1}Header/{urn:itrace:1}TraceId")
         entry = self.table.entry(recipient)
         queue = entry.queue if entry else f"itrace.outbound.{recipient}"
-        return OutboxMessage(message_id=message_id, recipient=recipient, queue=queue, kind=kind,
-                             trace_id=trace_id, body=body)
+        return OutboxMessage(
+            message_id=message_id, recipient=recipient, queue=queue, kind=kind, trace_id=trace_id, body=body
+        )

@@ -88,9 +88,7 @@ def issue_certificate(
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
         .add_extension(_key_usage(is_ca), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), critical=False)
     )
     return key, builder.sign(signing_key, hashes.SHA256())
 
@@ -184,9 +182,7 @@ def _ensure_ca(pki: DevPki, now: datetime, days: int, force: bool) -> _Issuer:
     not_after = now + timedelta(days=days)
     if not force and pki.ca_key_path.exists() and pki.ca_cert_path.exists():
         cert = pki.load_ca_cert()
-        return _Issuer(
-            pki.load_ca_key(), cert, now - BACKDATE, min(not_after, cert.not_valid_after_utc), False
-        )
+        return _Issuer(pki.load_ca_key(), cert, now - BACKDATE, min(not_after, cert.not_valid_after_utc), False)
     key, cert = issue_certificate(
         issuer_key=None,
         issuer_cert=None,

@@ -22,8 +22,14 @@ def _sub(parent: etree._Element, name: str, value: str | None = None, **attrs: s
     return child
 
 
-def message(kind: str, sender: str, *, trace_id: str | None = None, message_id: str | None = None,
-            created_at: datetime | None = None) -> etree._Element:
+def message(
+    kind: str,
+    sender: str,
+    *,
+    trace_id: str | None = None,
+    message_id: str | None = None,
+    created_at: datetime | None = None,
+) -> etree._Element:
     """A root element of `kind` with its `Header`."""
     root = etree.Element(_T + kind, nsmap={"t": NS})
     header = _sub(root, "Header")
@@ -57,8 +63,13 @@ def trace_request(
     if resubmits:
         _sub(root, "Resubmits", resubmits)
     firearm = _sub(root, "Firearm")
-    for name, value in (("Make", "Glock"), ("Model", "17 Gen 4"), ("Caliber", "9x19mm Parabellum"),
-                        ("SerialNumber", serial), ("CountryOfManufacture", made_in)):
+    for name, value in (
+        ("Make", "Glock"),
+        ("Model", "17 Gen 4"),
+        ("Caliber", "9x19mm Parabellum"),
+        ("SerialNumber", serial),
+        ("CountryOfManufacture", made_in),
+    ):
         if name not in skip and value is not None:
             _sub(firearm, name, value)
     for state, year in import_marks:
@@ -68,8 +79,10 @@ def trace_request(
             _sub(mark, "Year", str(year))
     _sub(firearm, "Type", "pistol")
     illicit = _sub(root, "Illicitness")
-    for name, value in (("LegalBasis", "Firearms Control Act, section 3: possession without a licence"),
-                        ("Circumstances", "Recovered during a vehicle search. " + notes)):
+    for name, value in (
+        ("LegalBasis", "Firearms Control Act, section 3: possession without a licence"),
+        ("Circumstances", "Recovered during a vehicle search. " + notes),
+    ):
         if name not in skip:
             _sub(illicit, name, value)
     recovery = _sub(root, "Recovery")
@@ -102,8 +115,15 @@ def reply(kind: str, sender: str, trace_id: str, **fields: str | list[str] | Non
     return root
 
 
-def trace_response(sender: str, trace_id: str, *, restrictions: Iterable[str] = (), restriction_text: str | None = None,
-                   partial_reason: str | None = "", partial: bool = False) -> etree._Element:
+def trace_response(
+    sender: str,
+    trace_id: str,
+    *,
+    restrictions: Iterable[str] = (),
+    restriction_text: str | None = None,
+    partial_reason: str | None = "",
+    partial: bool = False,
+) -> etree._Element:
     """A `TraceResponse` with an `Exported` outcome, optional restrictions and an optional `Partial`."""
     root = message("TraceResponse", sender, trace_id=trace_id)
     outcome = _sub(_sub(root, "Outcome"), "Exported")

@@ -74,9 +74,7 @@ _TYPE_WORDS = {
     "PhotoData": "base64",
     "base64Binary": "base64",
 }
-_LENGTH_FAULTS = frozenset(
-    {"SCHEMAV_CVC_MINLENGTH_VALID", "SCHEMAV_CVC_MAXLENGTH_VALID", "SCHEMAV_CVC_LENGTH_VALID"}
-)
+_LENGTH_FAULTS = frozenset({"SCHEMAV_CVC_MINLENGTH_VALID", "SCHEMAV_CVC_MAXLENGTH_VALID", "SCHEMAV_CVC_LENGTH_VALID"})
 _FIXED_FAULTS = {
     "SCHEMAV_CVC_COMPLEX_TYPE_3_2_1": "attribute not allowed here",
     "SCHEMAV_CVC_COMPLEX_TYPE_3_2_2": "attribute not allowed here",
@@ -218,9 +216,7 @@ def _schema_documents(entry: Path, parser: etree.XMLParser) -> list[etree._Eleme
         if path in seen:
             continue
         seen[path] = etree.parse(str(path), parser)
-        for ref in (
-            seen[path].getroot().iterchildren(f"{{{XSD_NAMESPACE}}}include", f"{{{XSD_NAMESPACE}}}import")
-        ):
+        for ref in seen[path].getroot().iterchildren(f"{{{XSD_NAMESPACE}}}include", f"{{{XSD_NAMESPACE}}}import"):
             location = ref.get("schemaLocation")
             if not location:
                 continue  # an import by namespace only loads nothing
@@ -297,9 +293,7 @@ def _value_expectation(fault: _Fault, vocabulary: _Vocabulary) -> str:
     if fault.kind == "SCHEMAV_CVC_PATTERN_VALID" and "by the pattern '" in message:
         return _PATTERN_WORDS.get(message.rsplit("by the pattern '", 1)[1].removesuffix("'."), "")
     if fault.kind == "SCHEMAV_CVC_ENUMERATION_VALID" and "of the set {" in message:
-        names = [
-            v for v in _QUOTED.findall(message.rsplit("of the set {", 1)[1]) if v in vocabulary.enumerations
-        ]
+        names = [v for v in _QUOTED.findall(message.rsplit("of the set {", 1)[1]) if v in vocabulary.enumerations]
         return "one of " + ", ".join(names) if names else ""
     if "atomic type '" in message:
         type_name = message.rsplit("atomic type '", 1)[1].removesuffix("'.")

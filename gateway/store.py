@@ -99,7 +99,12 @@ outbox = Table(
     Column("body", LargeBinary, nullable=False),
     _ts("created_at"),
     _ts("sent_at", nullable=True),
-    Index("ix_outbox_unsent", "id", sqlite_where=Column("sent_at").is_(None), postgresql_where=Column("sent_at").is_(None)),
+    Index(
+        "ix_outbox_unsent",
+        "id",
+        sqlite_where=Column("sent_at").is_(None),
+        postgresql_where=Column("sent_at").is_(None),
+    ),
     Index("ix_outbox_inbound", "inbound_id"),
 )
 

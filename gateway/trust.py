@@ -117,9 +117,7 @@ def _check_validity(cert: x509.Certificate, now: datetime, what: str) -> None:
             f"{what} is not valid before {cert.not_valid_before_utc.isoformat()}",
         )
     if now > cert.not_valid_after_utc:
-        raise Refused(
-            ErrorCode.CERTIFICATE_EXPIRED, f"{what} expired on {cert.not_valid_after_utc.isoformat()}"
-        )
+        raise Refused(ErrorCode.CERTIFICATE_EXPIRED, f"{what} expired on {cert.not_valid_after_utc.isoformat()}")
 
 
 class TrustStore:
@@ -176,18 +174,17 @@ class TrustStore:
         """Return if `cert` may sign for `state` at `now`; otherwise raise `Refused` saying why."""
         try:
             grants = {grant.state: grant for grant in self._grants(cert)}
+            untrusted = None if grants else self._why_untrusted(cert, state)
         except ValueError as err:  # a malformed extension surfaces only when read
-            raise Refused(
-                ErrorCode.CERTIFICATE_UNTRUSTED, f"{_short(cert)} has unreadable extensions"
-            ) from err
+            raise Refused(ErrorCode.CERTIFICATE_UNTRUSTED, f"{_short(cert)} has unreadable extensions") from err
+        if untrusted is not None:
+            raise Refused(ErrorCode.CERTIFICATE_UNTRUSTED, untrusted)
         grant = grants.get(state)
         if grant is None:
-            if grants:
-                raise Refused(
-                    ErrorCode.SENDER_MISMATCH,
-                    f"certificate speaks for {', '.join(sorted(grants))}, message claims {state}",
-                )
-            raise Refused(ErrorCode.CERTIFICATE_UNTRUSTED, self._why_untrusted(cert, state))
+            raise Refused(
+                ErrorCode.SENDER_MISMATCH,
+                f"certificate speaks for {', '.join(sorted(grants))}, message claims {state}",
+            )
         self._check_revocation(cert, state, now)
         _check_validity(cert, now, "the signing certificate")
         if grant.ca is not None:
@@ -222,9 +219,7 @@ class TrustStore:
         if not self.has_material(state):
             return f"no trust material is configured for {state}"
         if _is_ca(cert):
-            return (
-                f"{_short(cert)} is a CA certificate; messages must be signed with an end-entity certificate"
-            )
+            return f"{_short(cert)} is a CA certificate; messages must be signed with an end-entity certificate"
         issuers = [ca for s, ca in self._cas_by_subject.get(cert.issuer, ()) if s == state]
         if not any(_issued_by(cert, ca) for ca in issuers):
             return f"{_short(cert)} is neither pinned for {state} nor issued by a CA configured for {state}"
@@ -301,8 +296,6 @@ def _load_state(directory: Path) -> StateTrust:
     for path in sorted(directory.glob("*.crl")):
         crl = _read_crl(path)
         if not _crl_signed_by(crl, cas):
-            raise ConfigurationError(
-                f"{path}: this CRL is not signed by any CA configured for {directory.name}"
-            )
+            raise ConfigurationError(f"{path}: this CRL is not signed by any CA configured for {directory.name}")
         crls.append(crl)
     return StateTrust(state=directory.name, pinned=tuple(pinned), cas=tuple(cas), crls=tuple(crls))

@@ -53,8 +53,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tup
         return
     schema = f"t_{uuid.uuid4().hex[:12]}"
     yield POSTGRES_URL, schema
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-c",
-                    f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'], check=False, capture_output=True)
+    subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-q",
+            "-c",
+            f'DROP SCHEMA IF EXISTS "{schema}" CASCADE',
+        ],
+        check=False,
+        capture_output=True,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -47,20 +47,27 @@ class AmqpBroker:
     async def connect(self, timeout: float = 10.0) -> None:
         """Open the connection and channels; `ConnectionError` if the broker is unreachable."""
         try:
-            self._connection = await aio_pika.connect_robust(self.url, timeout=timeout, client_properties={
-                "connection_name": "tracegate"})
-        except (OSError, AMQPError, asyncio.TimeoutError) as err:
+            self._connection = await aio_pika.connect_robust(
+                self.url, timeout=timeout, client_properties={"connection_name": "tracegate"}
+            )
+        except (TimeoutError, OSError, AMQPError) as err:
             raise ConnectionError(f"cannot reach the broker: {err}") from err
-        self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)  # type: ignore[assignment]
-        self._consume_channel = await self._connection.channel()  # type: ignore[assignment]
-        await self._consume_channel.set_qos(prefetch_count=self.prefetch)  # type: ignore[union-attr]
+        self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._consume_channel = await self._connection.channel()
+        await self._consume_channel.set_qos(prefetch_count=self.prefetch)
 
     def _queue_arguments(self) -> dict[str, Any]:
         """Arguments of the gateway's inbound queue: dead-lettering, and quorum where configured."""
         args: dict[str, Any] = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
         if self.queue_type == "quorum":
-            args.update({"x-queue-type": "quorum", "x-delivery-limit": self.delivery_limit,
-                         "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+            args.update(
+                {
+                    "x-queue-type": "quorum",
+                    "x-delivery-limit": self.delivery_limit,
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                }
+            )
         return args
 
     async def declare_topology(self, states: Iterable[str]) -> None:
@@ -69,22 +76,27 @@ class AmqpBroker:
         assert channel is not None, "connect first"
         exchange = await channel.declare_exchange(INBOUND_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
         dlx = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
-        dead = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True,
-                                           arguments={"x-queue-type": self.queue_type})
+        dead = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": self.queue_type})
         await dead.bind(dlx)
         self._queue = await channel.declare_queue(INBOUND_QUEUE, durable=True, arguments=self._queue_arguments())
         for state in states:
             await self._queue.bind(exchange, routing_key=state)
-            await channel.declare_queue(outbound_queue(state), durable=True, arguments={"x-queue-type": self.queue_type})
+            await channel.declare_queue(
+                outbound_queue(state), durable=True, arguments={"x-queue-type": self.queue_type}
+            )
 
     async def consume(self, handler: Handler) -> None:
         """Start consuming; each message is acked only after `handler` has committed its effects."""
         assert self._queue is not None, "declare the topology first"
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            inbound = Inbound(body=message.body, routing_key=message.routing_key or "",
-                              user_id=message.user_id, message_id=message.message_id,
-                              redelivered=bool(message.redelivered))
+            inbound = Inbound(
+                body=message.body,
+                routing_key=message.routing_key or "",
+                user_id=message.user_id,
+                message_id=message.message_id,
+                redelivered=bool(message.redelivered),
+            )
             try:
                 await handler(inbound)
             except TransientError as err:
@@ -111,13 +123,19 @@ class AmqpBroker:
         channel = self._publish_channel
         if channel is None:
             raise PublishFailed("not connected")
-        message = aio_pika.Message(body, message_id=message_id, content_type="application/xml", type=kind,
-                                   app_id="tracegate", delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        message = aio_pika.Message(
+            body,
+            message_id=message_id,
+            content_type="application/xml",
+            type=kind,
+            app_id="tracegate",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
         try:
             await channel.default_exchange.publish(message, routing_key=queue, mandatory=True, timeout=30)
         except DeliveryError as err:
             raise PublishFailed(f"{queue}: broker returned or refused the message") from err
-        except (AMQPError, OSError, asyncio.TimeoutError, RuntimeError) as err:
+        except (TimeoutError, AMQPError, OSError, RuntimeError) as err:
             raise PublishFailed(f"{queue}: {type(err).__name__}: {err}") from err
 
     async def close(self) -> None:

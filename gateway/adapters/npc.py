@@ -53,8 +53,12 @@ class NationalSystem:
         """Publish signed bytes to `itrace.inbound` as this state (or under another routing key, for attacks)."""
         assert self._channel is not None, "connect first"
         exchange = await self._channel.get_exchange(INBOUND_EXCHANGE, ensure=False)
-        message = aio_pika.Message(body, content_type="application/xml", message_id=message_id,
-                                   delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        message = aio_pika.Message(
+            body,
+            content_type="application/xml",
+            message_id=message_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
         await exchange.publish(message, routing_key=routing_key or self.state)
 
     async def receive(self, count: int = 1, timeout: float = 10.0) -> list[Received]:
@@ -69,8 +73,14 @@ class NationalSystem:
                 await asyncio.sleep(0.02)
                 continue
             root = etree.fromstring(message.body, etree.XMLParser(resolve_entities=False, no_network=True))
-            got.append(Received(kind=etree.QName(root).localname, message_id=message.message_id or "",
-                                body=message.body, root=root))
+            got.append(
+                Received(
+                    kind=etree.QName(root).localname,
+                    message_id=message.message_id or "",
+                    body=message.body,
+                    root=root,
+                )
+            )
         return got
 
     async def close(self) -> None:

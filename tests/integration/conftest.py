@@ -69,8 +69,14 @@ class Switch:
         """Sign as `state`'s national system."""
         return self.signers[state].sign(root)
 
-    async def send(self, state: str, message: etree._Element | bytes, *, routing_key: str | None = None,
-                   user_id: str | None = None) -> Outcome:
+    async def send(
+        self,
+        state: str,
+        message: etree._Element | bytes,
+        *,
+        routing_key: str | None = None,
+        user_id: str | None = None,
+    ) -> Outcome:
         """Sign (unless bytes), hand to the gateway as the broker would, and relay the outbox."""
         body = message if isinstance(message, bytes) else self.sign(state, message)
         outcome = await self.pipeline.handle(Inbound(body=body, routing_key=routing_key or state, user_id=user_id))
@@ -88,9 +94,15 @@ class Switch:
 
 def settings_for(pki: DevPki, table: Path, url: str, schema: str | None) -> Settings:
     """Settings pointing at the test PKI, table and database."""
-    return dataclasses.replace(Settings(), database_url=url, database_schema=schema or "", routing_table=table,
-                               trust_dir=pki.trust_dir, gateway_key=pki.gateway_key_path,
-                               gateway_cert=pki.gateway_cert_path)
+    return dataclasses.replace(
+        Settings(),
+        database_url=url,
+        database_schema=schema or "",
+        routing_table=table,
+        trust_dir=pki.trust_dir,
+        gateway_key=pki.gateway_key_path,
+        gateway_cert=pki.gateway_cert_path,
+    )
 
 
 @pytest.fixture

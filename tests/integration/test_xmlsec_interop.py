@@ -44,9 +44,7 @@ def xmlsec1() -> str:
     """The xmlsec1 executable; its absence fails the tests, since interoperability is part of the contract."""
     found = shutil.which("xmlsec1")
     if found is None:
-        pytest.fail(
-            "xmlsec1 is not installed: install it (Debian/Ubuntu: apt-get install xmlsec1) to run these tests"
-        )
+        pytest.fail("xmlsec1 is not installed: install it (Debian/Ubuntu: apt-get install xmlsec1) to run these tests")
     return found
 
 
@@ -72,9 +70,7 @@ def test_gateway_verifies_what_xmlsec1_signs(xmlsec1: str, pki: DevPki, tmp_path
     state = _state_with(pki, method)
     unsigned = EXAMPLE.read_text(encoding="utf-8")
     template = tmp_path / "template.xml"
-    template.write_text(
-        unsigned.replace("</t:TraceRequest>", TEMPLATE.format(method=method) + "</t:TraceRequest>")
-    )
+    template.write_text(unsigned.replace("</t:TraceRequest>", TEMPLATE.format(method=method) + "</t:TraceRequest>"))
     signed = tmp_path / "signed.xml"
     keys = f"{pki.key_path(state)},{pki.cert_path(state)}"
     done = _run(xmlsec1, "--sign", "--privkey-pem", keys, "--output", str(signed), str(template))

@@ -11,37 +11,57 @@ from gateway.lifecycle import apply
 from gateway.model import Confidentiality, Deadlines, Rule, Trace, TraceStatus
 
 # Rows: message type. Columns: the trace's state, in this order:
-STATES = ["delivered", "acknowledged", "returned", "resubmitted", "delayed", "responded", "refused", "withdrawn"]
+STATES = [
+    "delivered",
+    "acknowledged",
+    "returned",
+    "resubmitted",
+    "delayed",
+    "responded",
+    "refused",
+    "withdrawn",
+]
 # Cell: the new state, or the refusal code (I = INVALID_STATE, N = NOT_AUTHORIZED), "=" keeps the state.
 FROM_REQUESTED = {
-    "Acknowledgement":     "acknowledged I I acknowledged I I I I",
+    "Acknowledgement": "acknowledged I I acknowledged I I I I",
     "ReturnForCompletion": "returned returned I returned I I I I",
-    "DelayNotice":         "I delayed I I delayed I I I",
-    "TraceResponse":       "I responded I I responded I I I",
-    "Refusal":             "I refused I I refused I I I",
-    "Comment":             "= = = = = = = I",
-    "Withdrawal":          "N N N N N N N N",
-    "TraceRequest":        "N N N N N N N N",
+    "DelayNotice": "I delayed I I delayed I I I",
+    "TraceResponse": "I responded I I responded I I I",
+    "Refusal": "I refused I I refused I I I",
+    "Comment": "= = = = = = = I",
+    "Withdrawal": "N N N N N N N N",
+    "TraceRequest": "N N N N N N N N",
 }
 FROM_REQUESTING = {
-    "Acknowledgement":     "N N N N N N N N",
+    "Acknowledgement": "N N N N N N N N",
     "ReturnForCompletion": "N N N N N N N N",
-    "DelayNotice":         "N N N N N N N N",
-    "TraceResponse":       "N N N N N N N N",
-    "Refusal":             "N N N N N N N N",
-    "Comment":             "= = = = = = = I",
-    "Withdrawal":          "withdrawn withdrawn withdrawn withdrawn withdrawn I I I",
-    "TraceRequest":        "I I resubmitted I I I I I",
+    "DelayNotice": "N N N N N N N N",
+    "TraceResponse": "N N N N N N N N",
+    "Refusal": "N N N N N N N N",
+    "Comment": "= = = = = = = I",
+    "Withdrawal": "withdrawn withdrawn withdrawn withdrawn withdrawn I I I",
+    "TraceRequest": "I I resubmitted I I I I I",
 }
-FROM_OUTSIDER = {kind: "N N N N N N N N" for kind in FROM_REQUESTED}
+FROM_OUTSIDER = dict.fromkeys(FROM_REQUESTED, "N N N N N N N N")
 
 NOW = datetime(2026, 11, 2, 9, 15, tzinfo=UTC)
 
 
 def trace_in(status: str) -> Trace:
     """A trace from ZA to MZ in `status`."""
-    return Trace("t-1", "ZA", "MZ", "MZ", Rule.EXPORT_RECORD, "sha256:0", TraceStatus(status),
-                 Deadlines(NOW, NOW), NOW, NOW, Confidentiality(True))
+    return Trace(
+        "t-1",
+        "ZA",
+        "MZ",
+        "MZ",
+        Rule.EXPORT_RECORD,
+        "sha256:0",
+        TraceStatus(status),
+        Deadlines(NOW, NOW),
+        NOW,
+        NOW,
+        Confidentiality(True),
+    )
 
 
 def cases() -> list[tuple[str, str, str, str]]:

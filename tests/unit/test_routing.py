@@ -30,8 +30,13 @@ TABLE = parse_table(
 )
 
 
-def request(sender: str = "ZA", *, made_in: str | None = "AT", marks: tuple[ImportMark, ...] = (),
-            exports: tuple[ExportRecord, ...] = ()) -> TraceRequestInfo:
+def request(
+    sender: str = "ZA",
+    *,
+    made_in: str | None = "AT",
+    marks: tuple[ImportMark, ...] = (),
+    exports: tuple[ExportRecord, ...] = (),
+) -> TraceRequestInfo:
     """A request with just what routing reads."""
     header = Header("3f0c6a52-8b1e-4d55-9a57-0d4f7e1b2c01", datetime(2026, 11, 2, tzinfo=UTC), sender, None)
     return TraceRequestInfo(header, "Firearm", made_in, marks, exports, (), False, Confidentiality(True), None)
@@ -45,7 +50,11 @@ def exp(importing: str, when: str, exporting: str = "ZA") -> ExportRecord:
 @pytest.mark.parametrize(
     ("case", "expected_party", "expected_rule"),
     [
-        (request(exports=(exp("MZ", "2019-06-14"),), marks=(ImportMark("BR", 2014),)), "MZ", Rule.EXPORT_RECORD),
+        (
+            request(exports=(exp("MZ", "2019-06-14"),), marks=(ImportMark("BR", 2014),)),
+            "MZ",
+            Rule.EXPORT_RECORD,
+        ),
         (request(exports=(exp("BR", "2021-01-01"), exp("MZ", "2019-06-14"))), "BR", Rule.EXPORT_RECORD),
         (request(exports=(exp("MZ", "2020-01-01"), exp("BR", "2020-01-01"))), "BR", Rule.EXPORT_RECORD),
         (request(marks=(ImportMark("BR", 2014),)), "BR", Rule.IMPORT_MARK),
@@ -56,8 +65,9 @@ def exp(importing: str, when: str, exporting: str = "ZA") -> ExportRecord:
         (request(sender="KE", made_in="LS"), "ZA", Rule.MANUFACTURE),
     ],
 )
-def test_route_follows_the_most_recent_jurisdiction(case: TraceRequestInfo, expected_party: str,
-                                                    expected_rule: Rule) -> None:
+def test_route_follows_the_most_recent_jurisdiction(
+    case: TraceRequestInfo, expected_party: str, expected_rule: Rule
+) -> None:
     """Export record before import mark before manufacture; the most recent of each wins."""
     chosen = route(case, TABLE)
     assert (chosen.party, chosen.rule) == (expected_party, expected_rule)

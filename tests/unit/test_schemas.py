@@ -161,9 +161,7 @@ def test_a_full_firearm_with_every_optional_part_validates(schemas: SchemaSet) -
     )
     data = (
         _example(FIREARM)
-        .replace(
-            b"</t:Header>", b"</t:Header><t:Resubmits>3F0C6A52-8B1E-4D55-9A57-0D4F7E1B2C01</t:Resubmits>"
-        )
+        .replace(b"</t:Header>", b"</t:Header><t:Resubmits>3F0C6A52-8B1E-4D55-9A57-0D4F7E1B2C01</t:Resubmits>")
         .replace(b"<t:OtherSerialNumber", b'<t:Marking kind="security">S-771</t:Marking><t:OtherSerialNumber')
         .replace(
             b"</t:OtherSerialNumber>",
@@ -182,9 +180,7 @@ def test_a_full_firearm_with_every_optional_part_validates(schemas: SchemaSet) -
 
 def test_essential_items_and_reasons_are_optional(schemas: SchemaSet) -> None:
     """Without Make, Caliber, Illicitness, IntendedUse or a Reason it is valid: later stages name them."""
-    request = re.sub(
-        rb"<t:(Make|Caliber|Illicitness|IntendedUse)>.*?</t:\1>", b"", _example(FIREARM), flags=re.DOTALL
-    )
+    request = re.sub(rb"<t:(Make|Caliber|Illicitness|IntendedUse)>.*?</t:\1>", b"", _example(FIREARM), flags=re.DOTALL)
     schemas.validate(_parse(request))
     ammunition = re.sub(
         rb"<t:(Manufacturer|LotNumber|Year|Cartridge)>.*?</t:\1>",
@@ -759,9 +755,7 @@ def test_root_names_are_the_contract_message_types(schemas: SchemaSet) -> None:
 
 def test_rejection_codes_are_the_error_codes() -> None:
     """`Rejection/Code` enumerates exactly gateway.errors.ErrorCode (contract section 7)."""
-    codes = _xsd_values(
-        XSD_DIR / "gateway.xsd", "//xs:simpleType[@name='RejectionCode']//xs:enumeration/@value"
-    )
+    codes = _xsd_values(XSD_DIR / "gateway.xsd", "//xs:simpleType[@name='RejectionCode']//xs:enumeration/@value")
     assert codes == {code.value for code in ErrorCode}
 
 

@@ -49,9 +49,7 @@ def _parse(body: bytes) -> etree._Element:
 
 def _material(pki: DevPki, state: str) -> tuple[PrivateKey, x509.Certificate]:
     """A state's key and certificate from the test PKI."""
-    return load_private_key(pki.key_path(state)), x509.load_pem_x509_certificate(
-        pki.cert_path(state).read_bytes()
-    )
+    return load_private_key(pki.key_path(state)), x509.load_pem_x509_certificate(pki.cert_path(state).read_bytes())
 
 
 def _state_with(pki: DevPki, kind: type) -> str:
@@ -172,9 +170,7 @@ def test_unsigned_message_is_signature_missing(trust: TrustStore) -> None:
     assert refused.code == ErrorCode.SIGNATURE_MISSING
 
 
-def test_other_states_signature_is_a_sender_mismatch(
-    signer: Signer, trust: TrustStore, ec_state: str
-) -> None:
+def test_other_states_signature_is_a_sender_mismatch(signer: Signer, trust: TrustStore, ec_state: str) -> None:
     """A valid signature by one state on a message claiming another is SENDER_MISMATCH."""
     refused = _refused(signer.sign(_document()), ec_state, trust)
     assert refused.code == ErrorCode.SENDER_MISMATCH
@@ -206,9 +202,7 @@ def test_hmac_is_refused(trust: TrustStore) -> None:
     assert refused.detail.startswith("signature method hmac-sha256 is not allowed")
 
 
-def test_comment_preserving_canonicalization_is_refused(
-    pki: DevPki, trust: TrustStore, rsa_state: str
-) -> None:
+def test_comment_preserving_canonicalization_is_refused(pki: DevPki, trust: TrustStore, rsa_state: str) -> None:
     """SignedInfo canonicalized #WithComments is refused by name."""
     key, cert = _material(pki, rsa_state)
     signer = XMLSigner(c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#WithComments")
@@ -291,9 +285,7 @@ def test_certificate_chain_in_key_info_is_refused(pki: DevPki, trust: TrustStore
     assert "exactly one ds:X509Certificate" in refused.detail
 
 
-def test_comment_injected_in_a_signed_value_is_refused(
-    signer: Signer, trust: TrustStore, rsa_state: str
-) -> None:
+def test_comment_injected_in_a_signed_value_is_refused(signer: Signer, trust: TrustStore, rsa_state: str) -> None:
     """`BXK<!---->291` keeps the digest (c14n drops comments) but is refused as unsigned content."""
     body = signer.sign(_document()).replace(b"BXK291</t:SerialNumber>", b"BXK<!---->291</t:SerialNumber>", 1)
     assert b"<!---->" in body
@@ -333,9 +325,7 @@ def test_signature_wrapping_with_the_signature_kept_last_is_refused(
     assert "digest" in refused.detail
 
 
-def test_signer_refuses_a_key_that_does_not_match_its_certificate(
-    pki: DevPki, rsa_state: str, ec_state: str
-) -> None:
+def test_signer_refuses_a_key_that_does_not_match_its_certificate(pki: DevPki, rsa_state: str, ec_state: str) -> None:
     """Building a signer from one state's key and another's certificate is a configuration error."""
     with pytest.raises(ConfigurationError, match="does not match"):
         Signer.from_files(pki.key_path(rsa_state), pki.cert_path(ec_state))

@@ -38,10 +38,7 @@ def _crl(ca: Issued, now: datetime, *serials: int) -> x509.CertificateRevocation
     )
     for serial in serials:
         builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder()
-            .serial_number(serial)
-            .revocation_date(now - timedelta(hours=2))
-            .build()
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now - timedelta(hours=2)).build()
         )
     return builder.sign(ca[0], hashes.SHA256())
 
@@ -61,9 +58,7 @@ def store_dir(tmp_path: Path, test_ca: Issued) -> Path:
     return tmp_path
 
 
-def test_ca_issued_certificate_speaks_for_its_country(
-    store_dir: Path, issue: Issue, fixed_now: datetime
-) -> None:
+def test_ca_issued_certificate_speaks_for_its_country(store_dir: Path, issue: Issue, fixed_now: datetime) -> None:
     """A certificate issued by ZA's CA with C=ZA may sign ZA's messages."""
     _, cert = issue("ZA", kind="rsa")
     store = TrustStore.load(store_dir)
@@ -84,9 +79,7 @@ def test_pinned_leaf_speaks_for_its_state_only(
     assert refused.detail == "certificate speaks for KE, message claims ZA"
 
 
-def test_other_states_certificate_is_a_sender_mismatch(
-    store_dir: Path, issue: Issue, fixed_now: datetime
-) -> None:
+def test_other_states_certificate_is_a_sender_mismatch(store_dir: Path, issue: Issue, fixed_now: datetime) -> None:
     """One CA serving MZ and ZA cannot let MZ's certificate speak for ZA."""
     _, mz = issue("MZ")
     refused = _refusal(TrustStore.load(store_dir), mz, "ZA", fixed_now)
@@ -128,14 +121,10 @@ def test_forged_issuer_name_does_not_fool_the_signature_check(
         not_before=fixed_now - timedelta(days=1),
         not_after=fixed_now + timedelta(days=1),
     )
-    assert (
-        _refusal(TrustStore.load(store_dir), forged, "ZA", fixed_now).code == ErrorCode.CERTIFICATE_UNTRUSTED
-    )
+    assert _refusal(TrustStore.load(store_dir), forged, "ZA", fixed_now).code == ErrorCode.CERTIFICATE_UNTRUSTED
 
 
-def test_expired_certificate_is_refused_with_its_end_date(
-    store_dir: Path, issue: Issue, fixed_now: datetime
-) -> None:
+def test_expired_certificate_is_refused_with_its_end_date(store_dir: Path, issue: Issue, fixed_now: datetime) -> None:
     """A trusted certificate past its validity is CERTIFICATE_EXPIRED, saying when it expired."""
     _, cert = issue("ZA", not_before=fixed_now - timedelta(days=60), not_after=fixed_now - timedelta(days=1))
     refused = _refusal(TrustStore.load(store_dir), cert, "ZA", fixed_now)
@@ -151,9 +140,7 @@ def test_not_yet_valid_certificate_is_refused(store_dir: Path, issue: Issue, fix
     assert "not valid before" in refused.detail
 
 
-def test_expired_issuing_ca_makes_its_certificates_expired(
-    tmp_path: Path, issue: Issue, fixed_now: datetime
-) -> None:
+def test_expired_issuing_ca_makes_its_certificates_expired(tmp_path: Path, issue: Issue, fixed_now: datetime) -> None:
     """A certificate whose CA has expired is CERTIFICATE_EXPIRED even if the certificate itself is current."""
     old_ca = issue_certificate(
         issuer_key=None,
@@ -180,9 +167,7 @@ def test_ca_certificate_cannot_sign_messages(store_dir: Path, issue: Issue, fixe
     assert "is a CA certificate" in refused.detail
 
 
-def test_configured_ca_itself_cannot_sign_messages(
-    store_dir: Path, test_ca: Issued, fixed_now: datetime
-) -> None:
+def test_configured_ca_itself_cannot_sign_messages(store_dir: Path, test_ca: Issued, fixed_now: datetime) -> None:
     """The state's own CA certificate, used as a signer, is untrusted."""
     refused = _refusal(TrustStore.load(store_dir), test_ca[1], "ZA", fixed_now)
     assert refused.code == ErrorCode.CERTIFICATE_UNTRUSTED
@@ -201,9 +186,7 @@ def test_key_usage_without_digital_signature_is_untrusted(
         .serial_number(x509.random_serial_number())
         .not_valid_before(fixed_now - timedelta(days=1))
         .not_valid_after(fixed_now + timedelta(days=1))
-        .add_extension(
-            x509.KeyUsage(False, False, True, False, False, False, False, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, True, False, False, False, False, False, False), critical=True)
         .sign(test_ca[0], hashes.SHA256())
     )
     refused = _refusal(TrustStore.load(store_dir), cert, "ZA", fixed_now)
@@ -243,9 +226,7 @@ def test_crl_not_signed_by_the_states_ca_is_a_configuration_error(
 @pytest.mark.parametrize("name", ["broken.pem", "broken.crl"])
 def test_corrupt_file_is_a_configuration_error_naming_it(store_dir: Path, name: str) -> None:
     """An unreadable certificate or CRL stops loading with an error that names the file."""
-    path = _write(
-        store_dir, "ZA", name, b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"
-    )
+    path = _write(store_dir, "ZA", name, b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
     with pytest.raises(ConfigurationError, match=re.escape(str(path))):
         TrustStore.load(store_dir)
 
@@ -287,9 +268,7 @@ def test_states_lists_every_state_with_material(store_dir: Path, issue: Issue) -
     assert not store.has_material("KE")
 
 
-def test_no_material_for_the_claimed_state_says_so(
-    store_dir: Path, issue: Issue, fixed_now: datetime
-) -> None:
+def test_no_material_for_the_claimed_state_says_so(store_dir: Path, issue: Issue, fixed_now: datetime) -> None:
     """A certificate claiming a state without trust material is untrusted, and the detail names the state."""
     _, cert = issue("KE")
     refused = _refusal(TrustStore.load(store_dir), cert, "KE", fixed_now)
@@ -297,9 +276,7 @@ def test_no_material_for_the_claimed_state_says_so(
     assert refused.detail == "no trust material is configured for KE"
 
 
-def test_store_built_in_memory_behaves_like_a_loaded_one(
-    test_ca: Issued, issue: Issue, fixed_now: datetime
-) -> None:
+def test_store_built_in_memory_behaves_like_a_loaded_one(test_ca: Issued, issue: Issue, fixed_now: datetime) -> None:
     """A store made from StateTrust values authorizes like one read from disk."""
     _, cert = issue("BR")
     store = TrustStore([StateTrust(state="BR", pinned=(), cas=(test_ca[1],), crls=())])
@@ -307,9 +284,7 @@ def test_store_built_in_memory_behaves_like_a_loaded_one(
     assert store.states_for(cert, fixed_now) == {"BR"}
 
 
-def test_dev_pki_trust_material_authorizes_each_state_and_the_gateway(
-    tmp_path: Path, fixed_now: datetime
-) -> None:
+def test_dev_pki_trust_material_authorizes_each_state_and_the_gateway(tmp_path: Path, fixed_now: datetime) -> None:
     """The development PKI's trust lets each state's key speak for it, and the gateway's for GATEWAY."""
     pki = create_dev_pki(tmp_path / "pki", tmp_path / "certs", ["ZA", "MZ", "BR"], now=fixed_now)
     store = TrustStore.load(pki.trust_dir)
