@@ -6,6 +6,7 @@ verifies against the development CA, and refuses once a signed byte changes.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -15,9 +16,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
+from gateway import samples
 from gateway.pki import DevPki, load_private_key
 from gateway.signatures import Signer, verify
 from gateway.trust import TrustStore
+
+from .conftest import Switch
 
 EXAMPLE = Path(__file__).parents[1] / "data" / "examples" / "trace-request-firearm.xml"
 TEMPLATE = """<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#">
@@ -99,3 +103,28 @@ def test_xmlsec1_verifies_what_the_gateway_signs(xmlsec1: str, pki: DevPki, tmp_
     refused = _run(xmlsec1, "--verify", "--trusted-pem", trusted, str(bad))
     assert refused.returncode != 0
     assert "FAIL" in refused.stderr or "digest" in refused.stderr
+
+
+async def test_xmlsec1_signed_request_goes_through_and_the_delivery_verifies_with_xmlsec1(
+    xmlsec1: str, pki: DevPki, tmp_path: Path, switch: Switch
+) -> None:
+    """A request signed by xmlsec1 is routed; xmlsec1 verifies the gateway's Delivery and the payload inside it."""
+    request = samples.trace_request("ZA", exports=[("ZA", "MZ", "2019-06-14")])
+    template = tmp_path / "template.xml"
+    method = "rsa-sha256" if isinstance(load_private_key(pki.key_path("ZA")), rsa.RSAPrivateKey) else "ecdsa-sha256"
+    request.append(etree.fromstring(TEMPLATE.format(method=method)))
+    template.write_bytes(etree.tostring(request, xml_declaration=True, encoding="UTF-8"))
+    signed = tmp_path / "signed.xml"
+    keys = f"{pki.key_path('ZA')},{pki.cert_path('ZA')}"
+    done = _run(xmlsec1, "--sign", "--privkey-pem", keys, "--output", str(signed), str(template))
+    assert done.returncode == 0, done.stderr
+    outcome = await switch.send("ZA", signed.read_bytes())
+    assert outcome.outcome == "accepted", outcome.detail
+    [delivery] = switch.take("MZ")
+    relayed, payload = tmp_path / "delivery.xml", tmp_path / "payload.xml"
+    relayed.write_bytes(delivery.body)
+    payload.write_bytes(base64.b64decode(delivery.find("Payload") or ""))
+    assert payload.read_bytes() == signed.read_bytes()
+    for document in (relayed, payload):
+        checked = _run(xmlsec1, "--verify", "--trusted-pem", str(pki.ca_cert_path), str(document))
+        assert checked.returncode == 0, checked.stderr
