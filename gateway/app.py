@@ -16,6 +16,7 @@ from gateway.outbox import OutboxRelay
 from gateway.pipeline import Pipeline
 from gateway.ports import Inbound
 from gateway.routing.table import RoutingTable, load_table
+from gateway.scheduler import Scheduler
 from gateway.schemas import SchemaSet
 from gateway.settings import Settings
 from gateway.signatures import Signer
@@ -93,6 +94,14 @@ class Gateway:
         )
         self.relay = OutboxRelay(self.store, self.broker, clock, batch=settings.relay_batch)
         self.pipeline = build_pipeline(settings, self.parts, self.store, clock, on_commit=self.relay.wake)
+        self.scheduler = Scheduler(
+            self.store,
+            self.parts.signer,
+            self.parts.table,
+            clock,
+            interval=settings.scheduler_interval_seconds,
+            on_commit=self.relay.wake,
+        )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight = 0
@@ -105,6 +114,7 @@ class Gateway:
         await self.broker.connect()
         await self.broker.declare_topology(self.parts.table.states)
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self._tasks.append(asyncio.create_task(self.scheduler.run(), name="deadline-scheduler"))
         await self.broker.consume(self._handle)
         log.info(
             "serving",
@@ -145,6 +155,7 @@ class Gateway:
             await asyncio.wait_for(self._idle.wait(), timeout=30)
         except TimeoutError:
             log.warning("stopped with messages in flight; the broker redelivers them", inflight=self._inflight)
+        self.scheduler.stop()
         await self.relay.drain()
         for task in self._tasks:
             task.cancel()

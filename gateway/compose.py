@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lxml import etree
@@ -125,4 +126,40 @@ def rejection(
         _sub(root, "RejectedMessageId", rejected_id)
     _sub(root, "Code", code)
     _sub(root, "Detail", detail[:1000])
+    return root
+
+
+def deadline_notice(*, now: datetime, trace_id: str, kind: str, due_at: datetime) -> etree._Element:
+    """`DeadlineNotice`: a reminder before, or a notice after, a deadline of the trace."""
+    root = _root("DeadlineNotice", now, trace_id)
+    _sub(root, "Kind", kind)
+    _sub(root, "DueAt", stamp(due_at))
+    return root
+
+
+@dataclass(frozen=True)
+class StatusLine:
+    """One `StatusReport/Trace`, seen from the state that asked."""
+
+    trace_id: str
+    role: str
+    counterpart: str
+    status: str
+    deadlines: Deadlines | None
+    overdue: bool
+
+
+def status_report(*, now: datetime, lines: list[StatusLine]) -> etree._Element:
+    """`StatusReport`: the asking state's own traces."""
+    root = _root("StatusReport", now, None)
+    for line in lines:
+        element = _sub(root, "Trace")
+        _sub(element, "TraceId", line.trace_id)
+        _sub(element, "Role", line.role)
+        _sub(element, "Counterpart", line.counterpart)
+        _sub(element, "Status", line.status)
+        if line.deadlines:
+            _sub(element, "AcknowledgeBy", stamp(line.deadlines.acknowledge_by))
+            _sub(element, "RespondBy", stamp(line.deadlines.respond_by))
+        _sub(element, "Overdue", "true" if line.overdue else "false")
     return root

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from gateway.model import Deadlines
 
@@ -25,3 +26,61 @@ def plan(delivered_at: datetime, policy: DeadlinePolicy) -> Deadlines:
         acknowledge_by=delivered_at + policy.acknowledge_within,
         respond_by=delivered_at + policy.respond_within,
     )
+
+
+class NoticeKind(StrEnum):
+    """`DeadlineNotice/Kind` (contract section 4.2)."""
+
+    ACKNOWLEDGEMENT_REMINDER = "acknowledgement-reminder"
+    ACKNOWLEDGEMENT_OVERDUE = "acknowledgement-overdue"
+    RESPONSE_REMINDER = "response-reminder"
+    RESPONSE_OVERDUE = "response-overdue"
+
+    @property
+    def overdue(self) -> bool:
+        """Overdue notices go to both parties; reminders only to the requested state."""
+        return self.value.endswith("overdue")
+
+
+ACKNOWLEDGEMENT_NOTICES = frozenset({NoticeKind.ACKNOWLEDGEMENT_REMINDER, NoticeKind.ACKNOWLEDGEMENT_OVERDUE})
+RESPONSE_NOTICES = frozenset({NoticeKind.RESPONSE_REMINDER, NoticeKind.RESPONSE_OVERDUE})
+ALL_NOTICES = ACKNOWLEDGEMENT_NOTICES | RESPONSE_NOTICES
+
+
+@dataclass(frozen=True)
+class PlannedNotice:
+    """A notice to send at `fire_at` about a deadline at `due_at`."""
+
+    kind: NoticeKind
+    fire_at: datetime
+    due_at: datetime
+
+
+def notices_for(deadlines: Deadlines, policy: DeadlinePolicy) -> tuple[PlannedNotice, ...]:
+    """The four notices a delivered (or resubmitted) request schedules, in the order they fire."""
+    ack, respond = deadlines.acknowledge_by, deadlines.respond_by
+    planned = (
+        PlannedNotice(NoticeKind.ACKNOWLEDGEMENT_REMINDER, ack - policy.acknowledge_reminder, ack),
+        PlannedNotice(NoticeKind.ACKNOWLEDGEMENT_OVERDUE, ack, ack),
+        PlannedNotice(NoticeKind.RESPONSE_REMINDER, respond - policy.respond_reminder, respond),
+        PlannedNotice(NoticeKind.RESPONSE_OVERDUE, respond, respond),
+    )
+    return tuple(sorted(planned, key=lambda p: (p.fire_at, p.kind.overdue)))
+
+
+def settled_by(kind: str, policy: DeadlinePolicy) -> frozenset[NoticeKind]:
+    """The pending notices an accepted message of `kind` makes moot."""
+    if kind == "Acknowledgement":
+        return ACKNOWLEDGEMENT_NOTICES
+    if kind in {"TraceResponse", "Refusal", "Withdrawal", "ReturnForCompletion", "TraceRequest"}:
+        return ALL_NOTICES  # answered, withdrawn, or back with the requester (a resubmission plans afresh)
+    if kind == "DelayNotice" and policy.delay_silences_overdue:
+        return frozenset({NoticeKind.RESPONSE_OVERDUE})
+    return frozenset()
+
+
+def is_overdue(status: str, deadlines: Deadlines, now: datetime) -> bool:
+    """Whether the requested state is late: unacknowledged past the first deadline, or unanswered past the second."""
+    if status in {"delivered", "resubmitted"} and now > deadlines.acknowledge_by:
+        return True
+    return status in {"delivered", "resubmitted", "acknowledged", "delayed"} and now > deadlines.respond_by

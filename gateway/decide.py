@@ -12,7 +12,7 @@ from datetime import date, datetime
 from lxml import etree
 
 from gateway import compose, lifecycle
-from gateway.deadlines import DeadlinePolicy, plan
+from gateway.deadlines import ALL_NOTICES, DeadlinePolicy, PlannedNotice, is_overdue, notices_for, plan, settled_by
 from gateway.errors import ErrorCode, Refused
 from gateway.messages import read_restrictions, read_trace_request, text
 from gateway.model import NS, Header, Route, Rule, Trace, TraceRequestInfo, TraceStatus
@@ -33,6 +33,8 @@ class Decision:
     messages: list[tuple[str, str, etree._Element]] = field(default_factory=list)
     rule: str | None = None
     routed_to: str | None = None
+    settle: frozenset[str] = frozenset()  # pending deadline notices this message makes moot
+    plan: tuple[PlannedNotice, ...] = ()  # deadline notices it schedules
 
 
 def _require_complete(request: TraceRequestInfo) -> None:
@@ -77,7 +79,7 @@ async def decide(
             return await _open_trace(tx, request, body, table=table, policy=policy, now=now)
         return await _resubmit(tx, request, body, table=table, policy=policy, now=now)
     if kind == "StatusQuery":
-        raise Refused(ErrorCode.NOT_AUTHORIZED, "StatusQuery is answered by the status service")
+        return await _status(tx, root, header, now)
     _require_reason(root, kind)
     trace = await _trace_of(tx, header, kind)
     transition = lifecycle.apply(trace, kind, header.sender)
@@ -100,6 +102,7 @@ async def decide(
         messages=[("Delivery", transition.recipient, relay), ("Receipt", header.sender, receipt)],
         rule=Rule.REPLY.value,
         routed_to=transition.recipient,
+        settle=frozenset(settled_by(kind, policy)),
     )
 
 
@@ -155,7 +158,7 @@ async def _open_trace(
         confidentiality=request.confidentiality,
         current_request_id=trace_id,
     )
-    return _request_decision(trace, chosen, request, body, now, new=True)
+    return _request_decision(trace, chosen, request, body, now, new=True, policy=policy)
 
 
 async def _resubmit(
@@ -194,11 +197,18 @@ async def _resubmit(
         table_version=table.version,
         on_behalf_of=trace.destination if trace.destination != trace.party else None,
     )
-    return _request_decision(updated, chosen, request, body, now, new=False)
+    return _request_decision(updated, chosen, request, body, now, new=False, policy=policy)
 
 
 def _request_decision(
-    trace: Trace, chosen: Route, request: TraceRequestInfo, body: bytes, now: datetime, *, new: bool
+    trace: Trace,
+    chosen: Route,
+    request: TraceRequestInfo,
+    body: bytes,
+    now: datetime,
+    *,
+    new: bool,
+    policy: DeadlinePolicy,
 ) -> Decision:
     """The `Delivery` to the requested party and the `Receipt` to the requester."""
     relay = compose.delivery(
@@ -225,4 +235,35 @@ def _request_decision(
         messages=[("Delivery", chosen.party, relay), ("Receipt", trace.requester, receipt)],
         rule=chosen.rule.value,
         routed_to=chosen.party,
+        settle=frozenset() if new else ALL_NOTICES,
+        plan=notices_for(trace.deadlines, policy),
     )
+
+
+async def _status(tx: Transaction, root: etree._Element, header: Header, now: datetime) -> Decision:
+    """A `StatusReport` of the asking state's own traces (the iARMS monitor)."""
+    since = text(root, "Since")
+    found = await tx.traces_of(
+        header.sender,
+        role=text(root, "Role"),
+        status=text(root, "Status"),
+        since=datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None,
+        trace_id=header.trace_id,
+    )
+    if header.trace_id and not found:
+        exists = await tx.get_trace(header.trace_id)
+        if exists is None:
+            raise Refused(ErrorCode.UNKNOWN_TRACE, f"no trace {header.trace_id} is known to the switch")
+        raise Refused(ErrorCode.NOT_AUTHORIZED, f"{header.sender} is not a party of trace {header.trace_id}")
+    lines = [
+        compose.StatusLine(
+            trace_id=t.trace_id,
+            role="outgoing" if t.requester == header.sender else "incoming",
+            counterpart=t.counterpart(header.sender),
+            status=t.status.value,
+            deadlines=t.deadlines,
+            overdue=is_overdue(t.status.value, t.deadlines, now),
+        )
+        for t in found
+    ]
+    return Decision(trace=None, messages=[("StatusReport", header.sender, compose.status_report(now=now, lines=lines))])

@@ -8,11 +8,30 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
+from lxml import etree
 
+from gateway.model import NS
 from gateway.ports import Publisher, PublishFailed
+from gateway.routing.table import RoutingTable
+from gateway.signatures import Signer
 from gateway.store import OutboxMessage, Store
 
 log = structlog.get_logger("tracegate.outbox")
+_T = f"{{{NS}}}"
+
+
+def seal(signer: Signer, table: RoutingTable, kind: str, recipient: str, root: etree._Element) -> OutboxMessage:
+    """Sign a gateway message and address it to the recipient's queue: the exact bytes that will be sent."""
+    body = signer.sign(root)
+    entry = table.entry(recipient)
+    return OutboxMessage(
+        message_id=root.findtext(f"{_T}Header/{_T}MessageId") or "",
+        recipient=recipient,
+        queue=entry.queue if entry else f"itrace.outbound.{recipient}",
+        kind=kind,
+        trace_id=root.findtext(f"{_T}Header/{_T}TraceId"),
+        body=body,
+    )
 
 
 class OutboxRelay:

@@ -21,6 +21,7 @@ from gateway.envelope import Envelope, open_envelope
 from gateway.errors import ErrorCode, Refused
 from gateway.messages import read_header
 from gateway.model import Header
+from gateway.outbox import seal
 from gateway.ports import Inbound
 from gateway.routing.table import RoutingTable
 from gateway.schemas import GATEWAY_MESSAGE_TYPES, NPC_MESSAGE_TYPES, SchemaSet
@@ -167,6 +168,8 @@ class Pipeline:
         inbound_id = await tx.add_inbound(record)
         if decision.trace is not None:
             await tx.put_trace(decision.trace, new=decision.new_trace)
+            await tx.settle_notices(decision.trace.trace_id, decision.settle, now)
+            await tx.plan_notices(decision.trace.trace_id, decision.plan)
         if decision.rule:
             await tx.remember_table(self.table.version, self.table.canonical(), now)
         outgoing = [self._seal(kind_, recipient, root) for kind_, recipient, root in decision.messages]
@@ -231,12 +234,5 @@ class Pipeline:
         )
 
     def _seal(self, kind: str, recipient: str, root: etree._Element) -> OutboxMessage:
-        """Sign a gateway message and address it to a party's queue."""
-        body = self.signer.sign(root)
-        message_id = root.findtext("{urn:itrace:1}Header/{urn:itrace:1}MessageId") or ""
-        trace_id = root.findtext("{urn:itrace:1}Header/{urn:itrace:1}TraceId")
-        entry = self.table.entry(recipient)
-        queue = entry.queue if entry else f"itrace.outbound.{recipient}"
-        return OutboxMessage(
-            message_id=message_id, recipient=recipient, queue=queue, kind=kind, trace_id=trace_id, body=body
-        )
+        """Sign a gateway message and address it."""
+        return seal(self.signer, self.table, kind, recipient, root)

@@ -104,9 +104,11 @@ def trace_request(
     return root
 
 
-def reply(kind: str, sender: str, trace_id: str, **fields: str | list[str] | None) -> etree._Element:
+def reply(
+    kind: str, sender: str, trace_id: str, *, created_at: datetime | None = None, **fields: str | list[str] | None
+) -> etree._Element:
     """A message within a trace: `fields` are child elements in order (a list repeats the element)."""
-    root = message(kind, sender, trace_id=trace_id)
+    root = message(kind, sender, trace_id=trace_id, created_at=created_at)
     for name, value in fields.items():
         if value is None:
             continue
@@ -123,9 +125,10 @@ def trace_response(
     restriction_text: str | None = None,
     partial_reason: str | None = "",
     partial: bool = False,
+    created_at: datetime | None = None,
 ) -> etree._Element:
     """A `TraceResponse` with an `Exported` outcome, optional restrictions and an optional `Partial`."""
-    root = message("TraceResponse", sender, trace_id=trace_id)
+    root = message("TraceResponse", sender, trace_id=trace_id, created_at=created_at)
     outcome = _sub(_sub(root, "Outcome"), "Exported")
     _sub(outcome, "Date", "2021-03-02")
     _sub(outcome, "ImportingState", "MW")

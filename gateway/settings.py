@@ -39,6 +39,7 @@ class Settings:
     acknowledge_reminder_days: float = 2.0
     respond_reminder_days: float = 7.0
     delay_silences_overdue: bool = False
+    scheduler_interval_seconds: float = 30.0
     prefetch: int = 32
     queue_type: str = "classic"  # or "quorum"
     delivery_limit: int = 5

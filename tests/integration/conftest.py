@@ -18,6 +18,7 @@ from gateway.outbox import OutboxRelay
 from gateway.pipeline import Outcome, Pipeline
 from gateway.pki import DevPki
 from gateway.ports import Inbound
+from gateway.scheduler import Scheduler
 from gateway.settings import Settings
 from gateway.signatures import Signer
 from gateway.store import Store
@@ -56,14 +57,35 @@ class Got:
 
 @dataclass
 class Switch:
-    """The gateway's pipeline and relay over a memory broker: send as a state, read a state's queue."""
+    """The gateway's pipeline, relay and scheduler over a memory broker: send as a state, read a state's queue."""
 
     pipeline: Pipeline
     relay: OutboxRelay
+    scheduler: Scheduler
     broker: MemoryBroker
     store: Store
     signers: dict[str, Signer]
     clock: Clock
+    settings: Settings
+
+    async def tick(self) -> int:
+        """Let the scheduler fire what is due now and relay it; returns how many notices fired."""
+        fired = await self.scheduler.fire_due()
+        await self.relay.relay_once()
+        return fired
+
+    async def restart(self, **changes: object) -> None:
+        """Stop and start the gateway on the same database (settings may change), as a process restart would."""
+        await self.store.close()
+        settings = dataclasses.replace(self.settings, **changes)  # type: ignore[arg-type]
+        fresh = await _assemble(settings, self.broker, self.clock, self.signers)
+        self.pipeline, self.relay, self.scheduler, self.store = (
+            fresh.pipeline,
+            fresh.relay,
+            fresh.scheduler,
+            fresh.store,
+        )
+        self.settings = settings
 
     def sign(self, state: str, root: etree._Element) -> bytes:
         """Sign as `state`'s national system."""
@@ -105,20 +127,24 @@ def settings_for(pki: DevPki, table: Path, url: str, schema: str | None) -> Sett
     )
 
 
+async def _assemble(settings: Settings, broker: MemoryBroker, clock: Clock, signers: dict[str, Signer]) -> Switch:
+    """Build the gateway's parts on `settings` (what `tracegate serve` builds, over the memory broker)."""
+    parts = load_parts(settings)
+    store = Store(settings.database_url, schema=settings.database_schema or None)
+    await store.start()
+    await broker.declare_topology(parts.table.states)
+    relay = OutboxRelay(store, broker, clock)
+    pipeline = build_pipeline(settings, parts, store, clock)
+    scheduler = Scheduler(store, parts.signer, parts.table, clock)
+    await broker.consume(pipeline.handle)  # type: ignore[arg-type]
+    return Switch(pipeline, relay, scheduler, broker, store, signers, clock, settings)
+
+
 @pytest.fixture
 async def switch(pki: DevPki, routing_table: Path, database_url: tuple[str, str | None]) -> AsyncIterator[Switch]:
     """A switch on a fresh database (SQLite and PostgreSQL) with the memory broker."""
     url, schema = database_url
-    settings = settings_for(pki, routing_table, url, schema)
-    parts = load_parts(settings)
-    store = Store(url, schema=schema)
-    await store.start()
-    broker = MemoryBroker()
-    await broker.declare_topology(parts.table.states)
-    clock = Clock()
-    relay = OutboxRelay(store, broker, clock)
-    pipeline = build_pipeline(settings, parts, store, clock)
-    await broker.consume(pipeline.handle)  # type: ignore[arg-type]
     signers = {s: Signer.from_files(pki.key_path(s), pki.cert_path(s)) for s in pki.states}
-    yield Switch(pipeline, relay, broker, store, signers, clock)
-    await store.close()
+    built = await _assemble(settings_for(pki, routing_table, url, schema), MemoryBroker(), Clock(), signers)
+    yield built
+    await built.store.close()

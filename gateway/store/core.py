@@ -1,120 +1,24 @@
-"""The durable store (SQLAlchemy Core): SQLite by default, PostgreSQL by URL. Each effect commits in one transaction."""
+"""The durable store (SQLAlchemy Core): SQLite by default, PostgreSQL by URL; one transaction per effect."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    event,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import event, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from gateway.deadlines import PlannedNotice
 from gateway.errors import TransientError
 from gateway.model import Confidentiality, Deadlines, Restrictions, Rule, Trace, TraceStatus
-
-metadata = MetaData()
-
-
-def _ts(name: str, *, nullable: bool = False) -> Column[datetime]:
-    """A timezone-aware timestamp column."""
-    return Column(name, DateTime(timezone=True), nullable=nullable)
-
-
-inbound = Table(
-    "inbound",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("sender", String(16), nullable=False),  # the transport identity: AMQP user_id, else routing key
-    Column("dedup_key", String(80), nullable=False),
-    Column("message_id", String(64)),
-    Column("kind", String(64), nullable=False),
-    Column("trace_id", String(64)),
-    _ts("received_at"),
-    Column("body", LargeBinary, nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("outcome", String(16), nullable=False),  # accepted | refused
-    Column("code", String(40)),
-    Column("detail", Text),
-    Column("rule", String(20)),
-    Column("table_version", String(80)),
-    UniqueConstraint("sender", "dedup_key", name="uq_inbound_sender_key"),
-)
-
-traces = Table(
-    "traces",
-    metadata,
-    Column("trace_id", String(64), primary_key=True),
-    Column("requester", String(16), nullable=False),
-    Column("party", String(16), nullable=False),
-    Column("destination", String(16), nullable=False),
-    Column("rule", String(20), nullable=False),
-    Column("table_version", String(80), nullable=False),
-    Column("status", String(20), nullable=False),
-    _ts("acknowledge_by"),
-    _ts("respond_by"),
-    _ts("opened_at"),
-    _ts("updated_at"),
-    Column("confidentiality_guaranteed", Boolean, nullable=False),
-    Column("confidentiality_reason", Text),
-    Column("restrictions", Text),  # JSON: {"codes": [...], "text": ...}
-    Column("delay_reason", String(40)),
-    Column("delay_expected_by", String(10)),
-    Column("current_request_id", String(64), nullable=False),
-    Index("ix_traces_requester", "requester"),
-    Index("ix_traces_party", "party"),
-)
-
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("message_id", String(64), nullable=False),
-    Column("recipient", String(16), nullable=False),
-    Column("queue", String(255), nullable=False),
-    Column("kind", String(64), nullable=False),
-    Column("trace_id", String(64)),
-    Column("inbound_id", Integer),
-    Column("body", LargeBinary, nullable=False),
-    _ts("created_at"),
-    _ts("sent_at", nullable=True),
-    Index(
-        "ix_outbox_unsent",
-        "id",
-        sqlite_where=Column("sent_at").is_(None),
-        postgresql_where=Column("sent_at").is_(None),
-    ),
-    Index("ix_outbox_inbound", "inbound_id"),
-)
-
-routing_tables = Table(
-    "routing_tables",
-    metadata,
-    Column("version", String(80), primary_key=True),
-    Column("content", Text, nullable=False),
-    _ts("first_used_at"),
-)
+from gateway.store.tables import deadlines, inbound, metadata, outbox, routing_tables, traces
 
 
 @dataclass(frozen=True)
@@ -150,7 +54,7 @@ class OutboxMessage:
     inbound_id: int | None = None
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def aware(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
@@ -172,9 +76,9 @@ def trace_from_row(row: Row[Any]) -> Trace:
         rule=Rule(m["rule"]),
         table_version=m["table_version"],
         status=TraceStatus(m["status"]),
-        deadlines=Deadlines(_aware(m["acknowledge_by"]), _aware(m["respond_by"])),  # type: ignore[arg-type]
-        opened_at=_aware(m["opened_at"]),  # type: ignore[arg-type]
-        updated_at=_aware(m["updated_at"]),  # type: ignore[arg-type]
+        deadlines=Deadlines(aware(m["acknowledge_by"]), aware(m["respond_by"])),  # type: ignore[arg-type]
+        opened_at=aware(m["opened_at"]),  # type: ignore[arg-type]
+        updated_at=aware(m["updated_at"]),  # type: ignore[arg-type]
         confidentiality=Confidentiality(m["confidentiality_guaranteed"], m["confidentiality_reason"]),
         restrictions=restrictions,
         delay_reason=m["delay_reason"],
@@ -274,6 +178,83 @@ class Transaction:
         q = select(routing_tables.c.version).where(routing_tables.c.version == version)
         if (await self._conn.execute(q)).first() is None:
             await self._conn.execute(insert(routing_tables).values(version=version, content=content, first_used_at=now))
+
+    async def plan_notices(self, trace_id: str, planned: Sequence[PlannedNotice]) -> None:
+        """Store the deadline notices a delivery schedules."""
+        rows = [
+            {"trace_id": trace_id, "kind": p.kind.value, "fire_at": p.fire_at, "due_at": p.due_at, "status": "pending"}
+            for p in planned
+        ]
+        if rows:
+            await self._conn.execute(insert(deadlines), rows)
+
+    async def settle_notices(self, trace_id: str, kinds: Iterable[str], now: datetime) -> None:
+        """Cancel a trace's pending notices of `kinds`: what they were about has happened."""
+        names = [str(k) for k in kinds]
+        if names:
+            await self._conn.execute(
+                update(deadlines)
+                .where(deadlines.c.trace_id == trace_id, deadlines.c.status == "pending", deadlines.c.kind.in_(names))
+                .values(status="cancelled", settled_at=now)
+            )
+
+    async def due_notices(self, now: datetime, limit: int) -> list[Row[Any]]:
+        """Pending notices whose time has come, oldest first (locked, skipping rows another gateway holds)."""
+        q = (
+            select(deadlines)
+            .where(deadlines.c.status == "pending", deadlines.c.fire_at <= now)
+            .order_by(deadlines.c.fire_at, deadlines.c.id)
+            .limit(limit)
+        )
+        if self._locking:
+            q = q.with_for_update(skip_locked=True)
+        return list((await self._conn.execute(q)).all())
+
+    async def mark_fired(self, ids: Sequence[int], now: datetime) -> None:
+        """Record that these notices were queued for sending."""
+        if ids:
+            await self._conn.execute(
+                update(deadlines).where(deadlines.c.id.in_(list(ids))).values(status="fired", settled_at=now)
+            )
+
+    async def traces_of(
+        self,
+        state: str,
+        *,
+        role: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        trace_id: str | None = None,
+    ) -> list[Trace]:
+        """A state's own traces (as requester or as requested party), filtered."""
+        return await select_traces(self._conn, state=state, role=role, status=status, since=since, trace_id=trace_id)
+
+
+async def select_traces(
+    conn: AsyncConnection,
+    *,
+    state: str | None = None,
+    role: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    trace_id: str | None = None,
+) -> list[Trace]:
+    """Traces matching the filters; `role` is seen from `state` (outgoing: it asked; incoming: it was asked)."""
+    q = select(traces).order_by(traces.c.opened_at, traces.c.trace_id)
+    if state is not None:
+        if role == "outgoing":
+            q = q.where(traces.c.requester == state)
+        elif role == "incoming":
+            q = q.where(traces.c.party == state)
+        else:
+            q = q.where(or_(traces.c.requester == state, traces.c.party == state))
+    if status:
+        q = q.where(traces.c.status == status)
+    if since is not None:
+        q = q.where(traces.c.updated_at >= since)
+    if trace_id is not None:
+        q = q.where(traces.c.trace_id == trace_id)
+    return [trace_from_row(r) for r in (await conn.execute(q)).all()]
 
 
 def _outbox_from_row(row: Row[Any]) -> OutboxMessage:

@@ -1,0 +1,18 @@
+"""The durable store: the only package that speaks to the database."""
+
+from gateway.store.core import InboundRecord, OutboxMessage, Store, Transaction, trace_from_row
+from gateway.store.tables import deadlines, inbound, metadata, outbox, routing_tables, traces
+
+__all__ = [
+    "InboundRecord",
+    "OutboxMessage",
+    "Store",
+    "Transaction",
+    "deadlines",
+    "inbound",
+    "metadata",
+    "outbox",
+    "routing_tables",
+    "trace_from_row",
+    "traces",
+]

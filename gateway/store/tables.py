@@ -1,0 +1,121 @@
+"""The store's tables (SQLAlchemy Core). Indexes serve the hot path and the deadline scan."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+
+def _ts(name: str, *, nullable: bool = False) -> Column[datetime]:
+    """A timezone-aware timestamp column."""
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+inbound = Table(
+    "inbound",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender", String(16), nullable=False),  # the transport identity: AMQP user_id, else routing key
+    Column("dedup_key", String(80), nullable=False),
+    Column("message_id", String(64)),
+    Column("kind", String(64), nullable=False),
+    Column("trace_id", String(64)),
+    _ts("received_at"),
+    Column("body", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),  # accepted | refused
+    Column("code", String(40)),
+    Column("detail", Text),
+    Column("rule", String(20)),
+    Column("table_version", String(80)),
+    UniqueConstraint("sender", "dedup_key", name="uq_inbound_sender_key"),
+)
+
+traces = Table(
+    "traces",
+    metadata,
+    Column("trace_id", String(64), primary_key=True),
+    Column("requester", String(16), nullable=False),
+    Column("party", String(16), nullable=False),
+    Column("destination", String(16), nullable=False),
+    Column("rule", String(20), nullable=False),
+    Column("table_version", String(80), nullable=False),
+    Column("status", String(20), nullable=False),
+    _ts("acknowledge_by"),
+    _ts("respond_by"),
+    _ts("opened_at"),
+    _ts("updated_at"),
+    Column("confidentiality_guaranteed", Boolean, nullable=False),
+    Column("confidentiality_reason", Text),
+    Column("restrictions", Text),  # JSON: {"codes": [...], "text": ...}
+    Column("delay_reason", String(40)),
+    Column("delay_expected_by", String(10)),
+    Column("current_request_id", String(64), nullable=False),
+    Index("ix_traces_requester", "requester"),
+    Index("ix_traces_party", "party"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False),
+    Column("recipient", String(16), nullable=False),
+    Column("queue", String(255), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("trace_id", String(64)),
+    Column("inbound_id", Integer),
+    Column("body", LargeBinary, nullable=False),
+    _ts("created_at"),
+    _ts("sent_at", nullable=True),
+    Index(
+        "ix_outbox_unsent",
+        "id",
+        sqlite_where=Column("sent_at").is_(None),
+        postgresql_where=Column("sent_at").is_(None),
+    ),
+    Index("ix_outbox_inbound", "inbound_id"),
+)
+
+routing_tables = Table(
+    "routing_tables",
+    metadata,
+    Column("version", String(80), primary_key=True),
+    Column("content", Text, nullable=False),
+    _ts("first_used_at"),
+)
+
+
+deadlines = Table(
+    "deadlines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trace_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),  # acknowledgement-reminder ... response-overdue
+    _ts("fire_at"),
+    _ts("due_at"),
+    Column("status", String(12), nullable=False),  # pending | fired | cancelled
+    _ts("settled_at", nullable=True),
+    Index(
+        "ix_deadlines_pending",
+        "fire_at",
+        sqlite_where=Column("status") == "pending",
+        postgresql_where=Column("status") == "pending",
+    ),
+    Index("ix_deadlines_trace", "trace_id"),
+)
