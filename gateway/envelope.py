@@ -37,6 +37,7 @@ class Envelope:
     kind: str
     message_id: str | None
     sender: str | None
+    trace_id: str | None = None
 
 
 def _check_size(body: bytes, max_bytes: int) -> None:
@@ -114,5 +115,9 @@ def open_envelope(body: bytes, *, max_bytes: int) -> Envelope:
     qname = etree.QName(root)
     kind = qname.localname if qname.namespace == NS else f"{{{qname.namespace or ''}}}{qname.localname}"
     return Envelope(
-        root=root, kind=kind, message_id=_header_text(root, "MessageId"), sender=_header_text(root, "Sender")
+        root=root,
+        kind=kind,
+        message_id=_header_text(root, "MessageId"),
+        sender=_header_text(root, "Sender"),
+        trace_id=_header_text(root, "TraceId"),
     )

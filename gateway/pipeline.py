@@ -151,7 +151,7 @@ class Pipeline:
         message_id = envelope.message_id if envelope else None
         sender = message.transport_sender
         if isinstance(checked, Refused):
-            return await self._reject(tx, checked, kind, message_id, message, key, digest, now)
+            return await self._reject(tx, checked, kind, envelope, message, key, digest, now)
         record = InboundRecord(
             sender,
             key,
@@ -189,20 +189,22 @@ class Pipeline:
         tx: Transaction,
         refusal: Refused,
         kind: str,
-        message_id: str | None,
+        envelope: Envelope | None,
         message: Inbound,
         key: str,
         digest: str,
         now: datetime,
     ) -> Outcome:
-        """Record a refusal and queue the signed `Rejection` for the transport sender."""
+        """Record a refusal (with the trace it named, if readable) and queue the signed `Rejection`."""
         sender = message.transport_sender
+        message_id = envelope.message_id if envelope else None
+        named_trace = (envelope.trace_id or "").lower() or None if envelope else None
         record = InboundRecord(
             sender,
             key,
             message_id,
             kind[:64],
-            None,
+            named_trace,
             now,
             message.body,
             digest,

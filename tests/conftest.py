@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,8 @@ AMQP_BASE = os.environ.get("TRACEGATE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:
 def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     """A development PKI: a CA, one key per state, the gateway's key; trust material per state."""
     base = tmp_path_factory.mktemp("pki")
-    return create_dev_pki(base / "pki", base / "certs", STATES, now=datetime.now(UTC))
+    # Issued a year ago, so tests may move their clock back in time and still find the certificates valid.
+    return create_dev_pki(base / "pki", base / "certs", STATES, now=datetime.now(UTC) - timedelta(days=365), days=1200)
 
 
 @pytest.fixture(scope="session")

@@ -107,7 +107,7 @@ async def test_refusal_then_clarification(switch: Switch) -> None:
     trace_id = await open_trace(switch)
     await exchange(switch, "MZ", samples.reply("Acknowledgement", "MZ", trace_id))
     refusal = samples.reply("Refusal", "MZ", trace_id, Reason="national-security", Text="Not releasable.")
-    receipt, delivery = await exchange(switch, "MZ", refusal)
+    receipt, _ = await exchange(switch, "MZ", refusal)
     assert receipt.find("Status") == "refused"
     receipt, _ = await exchange(switch, "ZA", samples.reply("Comment", "ZA", trace_id, Text="Could you say more?"))
     assert receipt.find("Status") == "refused"
@@ -118,7 +118,7 @@ async def test_refusal_then_clarification(switch: Switch) -> None:
 async def test_withdrawal_ends_the_trace(switch: Switch) -> None:
     """The requester withdraws; the requested state hears; nothing more is accepted, not even a comment."""
     trace_id = await open_trace(switch)
-    receipt, delivery = await exchange(switch, "ZA", samples.reply("Withdrawal", "ZA", trace_id, Text="Case closed."))
+    receipt, _ = await exchange(switch, "ZA", samples.reply("Withdrawal", "ZA", trace_id, Text="Case closed."))
     assert receipt.find("Status") == "withdrawn"
     refused = await switch.send("MZ", samples.reply("Comment", "MZ", trace_id, Text="Noted."))
     assert refused.code == ErrorCode.INVALID_STATE
