@@ -3,96 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from gateway import samples
-from gateway.adapters.npc import NationalSystem, Received
+from gateway.adapters.npc import NationalSystem
 from gateway.pki import DevPki, issue_certificate
 from gateway.signatures import Signer
 
-STATES = ("AT", "BR", "KE", "MZ", "ZA")
-
-
-@dataclass
-class Served:
-    """A running `tracegate serve` and the environment it was given."""
-
-    process: subprocess.Popen[bytes]
-    env: dict[str, str]
-    log: Path
-
-
-@pytest.fixture
-def served(pki: DevPki, routing_table: Path, amqp_url: str, tmp_path: Path) -> Iterator[Served]:
-    """Start `tracegate serve` on a fresh SQLite file in this session's vhost; stop it with SIGTERM."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "TRACEGATE_BROKER_URL": amqp_url,
-            "TRACEGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
-            "TRACEGATE_ROUTING_TABLE": str(routing_table),
-            "TRACEGATE_TRUST_DIR": str(pki.trust_dir),
-            "TRACEGATE_GATEWAY_KEY": str(pki.gateway_key_path),
-            "TRACEGATE_GATEWAY_CERT": str(pki.gateway_cert_path),
-            "TRACEGATE_MAX_MESSAGE_BYTES": "65536",
-            "TRACEGATE_LOG_FORMAT": "json",
-            "TRACEGATE_CONFIG": str(tmp_path / "none.toml"),
-        }
-    )
-    (tmp_path / "none.toml").write_text("[tracegate]\n")
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        for _ in range(200):
-            if b'"serving"' in log.read_bytes() or process.poll() is not None:
-                break
-            import time
-
-            time.sleep(0.05)
-        assert process.poll() is None, log.read_text()
-        yield Served(process, env, log)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
-
-
-@pytest.fixture
-async def npcs(served: Served, amqp_url: str) -> AsyncIterator[dict[str, NationalSystem]]:
-    """One connected national system per state, queues emptied."""
-    systems = {s: NationalSystem(s, amqp_url) for s in STATES}
-    for npc in systems.values():
-        await npc.connect(purge=True)
-    yield systems
-    for npc in systems.values():
-        await npc.close()
-
-
-async def answer(
-    npcs: dict[str, NationalSystem], state: str, body: bytes, *, routing_key: str | None = None
-) -> Received:
-    """Send as `state` (under `routing_key` if given) and return the one answer its queue receives."""
-    await npcs[routing_key or state].send(body, routing_key=routing_key)
-    got = await npcs[routing_key or state].receive(1, timeout=15)
-    assert got, "the gateway did not answer"
-    return got[0]
-
-
-def signer(pki: DevPki, state: str) -> Signer:
-    """The national system's signer."""
-    return Signer.from_files(pki.key_path(state), pki.cert_path(state))
+from .conftest import Served, answer, signer
 
 
 async def test_each_routing_rule_and_duplicates(npcs: dict[str, NationalSystem], pki: DevPki) -> None:
