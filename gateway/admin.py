@@ -90,7 +90,7 @@ def render_conversation(record: dict[str, Any], entries: list[Entry], fmt: str) 
     head = (
         f"trace {record['trace_id']}: {record['requester']} → {record['party']} by {record['rule']}, "
         f"status {record['status']}{' (OVERDUE)' if record['overdue'] else ''}\n"
-        f"acknowledge by {record['acknowledge_by']}, respond by {record['respond_by']}\n"
+        f"acknowledge by {record['acknowledge_by'][:19]}Z, respond by {record['respond_by'][:19]}Z\n"
         f"confidentiality guaranteed: {record['confidentiality_guaranteed']}"
         + (f"\nrestrictions: {record['restrictions']}" if record["restrictions"] else "")
         + (

@@ -17,12 +17,14 @@ from rich.table import Table
 from gateway import samples
 from gateway.adapters.amqp import AmqpBroker
 from gateway.adapters.npc import NationalSystem, Received
+from gateway.admin import render_conversation, trace_record
 from gateway.app import Gateway
 from gateway.logs import configure_logging
 from gateway.pki import DevPki, create_dev_pki, issue_certificate
 from gateway.routing.table import load_table
 from gateway.settings import Settings
 from gateway.signatures import Signer
+from gateway.store.reads import conversation, find_trace
 
 DEMO_DIR = Path("var/demo")
 
@@ -190,6 +192,79 @@ def _prepare(settings: Settings) -> tuple[Settings, DevPki, list[str], str]:
     return demo_settings, pki, states, table.version
 
 
+async def _trace_conversation(demo: Demo) -> str:
+    """A whole trace, ZA asking MZ: acknowledgement, return, resubmission, delay, a restricted partial answer."""
+    receipt, _ = await demo.exchange(
+        "a trace opens: ZA asks MZ",
+        "ZA",
+        demo.sign("ZA", samples.trace_request("ZA", exports=[("ZA", "MZ", "2019-06-14")], serial="GLK4471")),
+        watch="MZ",
+    )
+    trace = receipt.find("Header/TraceId") if receipt else None
+    assert trace, "the demo's trace request was not accepted"
+    steps = [
+        ("MZ acknowledges (8.3.1)", "MZ", samples.reply("Acknowledgement", "MZ", trace)),
+        (
+            "MZ returns it for completion (8.3.2)",
+            "MZ",
+            samples.reply("ReturnForCompletion", "MZ", trace, MissingItem=["import-mark"], Note="Import mark, please."),
+        ),
+        (
+            "ZA resubmits, same trace, clocks restart",
+            "ZA",
+            samples.trace_request(
+                "ZA",
+                trace_id=trace,
+                resubmits=trace,
+                serial="GLK4471",
+                import_marks=[("MZ", 2016)],
+                exports=[("ZA", "MZ", "2019-06-14")],
+            ),
+        ),
+        ("MZ acknowledges the resubmission", "MZ", samples.reply("Acknowledgement", "MZ", trace)),
+        (
+            "MZ announces a delay, with its reason",
+            "MZ",
+            samples.reply(
+                "DelayNotice",
+                "MZ",
+                trace,
+                Reason="ongoing-investigation",
+                Text="Records are sealed.",
+                ExpectedBy="2027-02-15",
+            ),
+        ),
+        (
+            "MZ answers, partly and with restrictions",
+            "MZ",
+            samples.trace_response(
+                "MZ",
+                trace,
+                partial=True,
+                partial_reason="ongoing-investigation",
+                restrictions=["competent-authorities-only", "no-onward-release-without-consent"],
+                restriction_text="Release to the prosecuting authority only.",
+            ),
+        ),
+        ("ZA asks for clarification (8.3.4.2)", "ZA", samples.reply("Comment", "ZA", trace, Text="Which unit?")),
+    ]
+    for scenario, sender, root in steps:
+        _, delivery = await demo.exchange(
+            scenario, sender, demo.sign(sender, root), watch="ZA" if sender == "MZ" else "MZ"
+        )
+        if delivery is not None and delivery.root.find("{urn:itrace:1}Restrictions") is not None:
+            codes = [r.get("code") for r in delivery.root.iter("{urn:itrace:1}Restriction")]
+            demo.rows[-1].detail = "Delivery/Restrictions: " + ", ".join(c or "" for c in codes)
+    report, _ = await demo.exchange(
+        "ZA asks the switch for its traces", "ZA", demo.sign("ZA", samples.message("StatusQuery", "ZA"))
+    )
+    if report is not None:
+        lines = list(report.root.iterfind("{urn:itrace:1}Trace"))
+        statuses = sorted({line.findtext("{urn:itrace:1}Status") or "" for line in lines})
+        demo.rows[-1].detail = f"{len(lines)} trace(s) of ZA's own: {', '.join(statuses)}"
+    return trace
+
+
 async def run_demo(settings: Settings) -> int:
     """Run the demo; returns the process exit code."""
     configure_logging("warning")
@@ -216,16 +291,24 @@ async def run_demo(settings: Settings) -> int:
             f"national systems {', '.join(states)} connected, each signing with its own key.\n"
         )
         await _switch_scenarios(demo)
+        switch_rows = len(demo.rows)
+        trace = await _trace_conversation(demo)
+        found = await find_trace(gateway.store, trace)
+        story = await conversation(gateway.store, trace)
     finally:
         await demo.close()
         await gateway.stop()
-    _print(console, demo.rows)
+    _print(console, demo.rows[:switch_rows], "Routing and refusals")
+    _print(console, demo.rows[switch_rows:], "A whole trace, ZA asking MZ (ISACS 05.31, 8.3)")
+    if found is not None:
+        console.print("\nThe same trace as an administrator sees it (`tracegate traces show`):")
+        console.print(render_conversation(trace_record(found, datetime.now(UTC)), story, "text"), markup=False)
     return 0
 
 
-def _print(console: Console, rows: list[Row]) -> None:
+def _print(console: Console, rows: list[Row], title: str) -> None:
     """The table a person reads."""
-    out = Table(title="What the national systems sent, and what tracegate did", show_lines=True)
+    out = Table(title=title, show_lines=True)
     for column in ("#", "scenario", "from", "sent", "gateway answered", "delivered to", "detail"):
         out.add_column(column, overflow="fold")
     for i, row in enumerate(rows, 1):

@@ -67,6 +67,14 @@ async def conversation(store: Store, trace_id: str) -> list[Entry]:
         entry = Entry(_when(r.created_at), "out", r.kind, r.recipient, r.message_id, "sent" if r.sent_at else "queued")
         keyed.append(((entry.at, 0 if r.inbound_id else 1, r.inbound_id or 0, r.id), entry))
     for r in planned:
-        entry = Entry(_when(r.fire_at), "deadline", r.kind, "", None, r.status, f"due {_when(r.due_at).isoformat()}")
+        entry = Entry(
+            _when(r.fire_at),
+            "deadline",
+            r.kind,
+            "",
+            None,
+            r.status,
+            f"due {_when(r.due_at).isoformat(timespec='seconds')}",
+        )
         keyed.append(((entry.at, 2, r.id, 0), entry))
     return [entry for _, entry in sorted(keyed, key=lambda pair: pair[0])]
