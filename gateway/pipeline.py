@@ -163,7 +163,7 @@ class Pipeline:
             digest,
             "accepted",
             rule=decision.rule,
-            table_version=self.table.version if decision.rule else None,
+            table_version=self.table.version,
         )
         inbound_id = await tx.add_inbound(record)
         if decision.trace is not None:
@@ -211,6 +211,7 @@ class Pipeline:
             "refused",
             code=refusal.code.value,
             detail=refusal.detail,
+            table_version=self.table.version,
         )
         inbound_id = await tx.add_inbound(record)
         if self.table.entry(sender) is not None:

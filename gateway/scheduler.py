@@ -76,7 +76,7 @@ class Scheduler:
                     queued.append(seal(self._signer, self._table, "DeadlineNotice", recipient, root))
                 log.info("deadline", trace_id=trace.trace_id, kind=kind.value, to=recipients)
             await tx.add_outbox(queued, inbound_id=None, now=now)
-            await tx.mark_fired([row.id for row in rows], now)
+            await tx.mark_fired(rows, now)
         if rows:
             self._on_commit()
         return len(rows)

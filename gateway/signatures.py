@@ -23,8 +23,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from lxml import etree
 from signxml.algorithms import (
     CanonicalizationMethod,
@@ -312,3 +312,24 @@ class Signer:
             raise ValueError('the root must not carry an Id attribute: the profile signs the whole document (URI="")')
         signed = self._xml_signer.sign(root, key=self._key, cert=[self._cert])
         return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+    def sign_statement(self, statement: bytes) -> bytes:
+        """A detached signature over `statement` (audit checkpoints): ECDSA or RSA PKCS#1 v1.5, SHA-256."""
+        if isinstance(self._key, ec.EllipticCurvePrivateKey):
+            return self._key.sign(statement, ec.ECDSA(hashes.SHA256()))
+        return self._key.sign(statement, padding.PKCS1v15(), hashes.SHA256())
+
+
+def verify_statement(certificate: x509.Certificate, statement: bytes, signature: bytes) -> bool:
+    """Whether `signature` over `statement` was made with the key of `certificate`."""
+    key = certificate.public_key()
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, statement, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, statement, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True

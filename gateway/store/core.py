@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -15,10 +16,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from gateway import audit as audit_rules
 from gateway.deadlines import PlannedNotice
 from gateway.errors import TransientError
 from gateway.model import Confidentiality, Deadlines, Restrictions, Rule, Trace, TraceStatus
-from gateway.store.tables import deadlines, inbound, metadata, outbox, routing_tables, traces
+from gateway.store.tables import audit, audit_head, deadlines, inbound, metadata, outbox, routing_tables, traces
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,32 @@ class Transaction:
     def __init__(self, conn: AsyncConnection, locking: bool) -> None:
         self._conn = conn
         self._locking = locking
+        self._audit: list[audit_rules.Entry] = []
+
+    def audit(self, entry: audit_rules.Entry) -> None:
+        """Add an audit record; it joins the chain when this transaction commits."""
+        self._audit.append(entry)
+
+    async def flush_audit(self) -> audit_rules.Record | None:
+        """Chain this transaction's audit records after the head, under the head's lock; returns the last one."""
+        if not self._audit:
+            return None
+        q = select(audit_head).where(audit_head.c.id == 1)
+        if self._locking:
+            q = q.with_for_update()
+        head = (await self._conn.execute(q)).first()
+        seq, prev = (head.seq, head.hash) if head else (0, audit_rules.GENESIS)
+        records = audit_rules.chain(self._audit, seq, prev)
+        await self._conn.execute(insert(audit), [r.__dict__ for r in records])
+        last = records[-1]
+        if head is None:
+            await self._conn.execute(insert(audit_head).values(id=1, seq=last.seq, hash=last.hash))
+        else:
+            await self._conn.execute(
+                update(audit_head).where(audit_head.c.id == 1).values(seq=last.seq, hash=last.hash)
+            )
+        self._audit.clear()
+        return last
 
     async def find_inbound(self, sender: str, dedup_key: str) -> Row[Any] | None:
         """The earlier message with this (sender, key), if any."""
@@ -134,11 +162,40 @@ class Transaction:
     async def add_inbound(self, record: InboundRecord) -> int:
         """Store a received message and the decision on it; returns its id."""
         result = await self._conn.execute(insert(inbound).values(**record.__dict__).returning(inbound.c.id))
-        return int(result.scalar_one())
+        inbound_id = int(result.scalar_one())
+        decision = {k: v for k, v in record.__dict__.items() if k not in {"body", "sha256", "received_at"}}
+        self.audit(
+            audit_rules.Entry(
+                audit_rules.RecordType.MESSAGE_IN,
+                record.received_at,
+                {"inbound_id": inbound_id, **decision},
+                record.trace_id,
+                record.sha256,
+            )
+        )
+        return inbound_id
 
     async def put_trace(self, trace: Trace, *, new: bool) -> None:
         """Insert a new trace or update an existing one."""
         values = _trace_values(trace)
+        state = {
+            k: values[k]
+            for k in (
+                "status",
+                "requester",
+                "party",
+                "destination",
+                "rule",
+                "table_version",
+                "acknowledge_by",
+                "respond_by",
+                "restrictions",
+                "delay_reason",
+            )
+        }
+        self.audit(
+            audit_rules.Entry(audit_rules.RecordType.TRACE, trace.updated_at, {"new": new, **state}, trace.trace_id)
+        )
         if new:
             await self._conn.execute(insert(traces).values(**values))
         else:
@@ -161,7 +218,25 @@ class Transaction:
             }
             for m in messages
         ]
-        await self._conn.execute(insert(outbox), rows)
+        ids = (
+            await self._conn.execute(insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True), rows)
+        ).scalars()
+        for outbox_id, m in zip(ids, messages, strict=True):
+            self.audit(
+                audit_rules.Entry(
+                    audit_rules.RecordType.MESSAGE_OUT,
+                    now,
+                    {
+                        "outbox_id": outbox_id,
+                        "message_id": m.message_id,
+                        "recipient": m.recipient,
+                        "kind": m.kind,
+                        "inbound_id": inbound_id,
+                    },
+                    m.trace_id,
+                    hashlib.sha256(m.body).hexdigest(),
+                )
+            )
 
     async def answers_to(self, inbound_id: int, recipient: str) -> list[OutboxMessage]:
         """What the gateway answered the sender of an earlier message (its first answer)."""
@@ -178,6 +253,15 @@ class Transaction:
         q = select(routing_tables.c.version).where(routing_tables.c.version == version)
         if (await self._conn.execute(q)).first() is None:
             await self._conn.execute(insert(routing_tables).values(version=version, content=content, first_used_at=now))
+            self.audit(
+                audit_rules.Entry(
+                    audit_rules.RecordType.ROUTING_TABLE,
+                    now,
+                    {"version": version},
+                    None,
+                    hashlib.sha256(content.encode()).hexdigest(),
+                )
+            )
 
     async def plan_notices(self, trace_id: str, planned: Sequence[PlannedNotice]) -> None:
         """Store the deadline notices a delivery schedules."""
@@ -210,8 +294,18 @@ class Transaction:
             q = q.with_for_update(skip_locked=True)
         return list((await self._conn.execute(q)).all())
 
-    async def mark_fired(self, ids: Sequence[int], now: datetime) -> None:
+    async def mark_fired(self, rows: Sequence[Row[Any]], now: datetime) -> None:
         """Record that these notices were queued for sending."""
+        ids = [r.id for r in rows]
+        for r in rows:
+            self.audit(
+                audit_rules.Entry(
+                    audit_rules.RecordType.DEADLINE,
+                    now,
+                    {"deadline_id": r.id, "kind": r.kind, "due_at": aware(r.due_at)},
+                    r.trace_id,
+                )
+            )
         if ids:
             await self._conn.execute(
                 update(deadlines).where(deadlines.c.id.in_(list(ids))).values(status="fired", settled_at=now)
@@ -313,7 +407,9 @@ class Store:
         async with self._write_lock:
             try:
                 async with self.engine.begin() as conn:
-                    yield Transaction(conn, locking=not self.is_sqlite)
+                    tx = Transaction(conn, locking=not self.is_sqlite)
+                    yield tx
+                    await tx.flush_audit()
             except (OperationalError, DBAPIError, OSError, ConnectionError) as err:
                 raise TransientError(f"database unavailable: {type(err).__name__}") from err
 

@@ -119,3 +119,26 @@ deadlines = Table(
     ),
     Index("ix_deadlines_trace", "trace_id"),
 )
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("trace_id", String(64)),
+    Column("body_sha256", String(64)),
+    Column("data", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_trace", "trace_id"),
+)
+
+# One row: the chain's head. Locked by every transaction that appends, so two gateways never fork the chain.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
