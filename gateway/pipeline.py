@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
@@ -71,6 +71,7 @@ class Pipeline:
     max_age_seconds: float = 72 * 3600
     max_skew_seconds: float = 300
     on_commit: Callable[[], None] = lambda: None
+    _known_tables: set[str] = field(default_factory=set)
 
     async def handle(self, message: Inbound) -> Outcome:
         """Process one message; raises only for faults a retry may cure (`TransientError`)."""
@@ -86,11 +87,14 @@ class Pipeline:
             checked = refusal
         key = (envelope.message_id if envelope else None) or message.message_id or digest
         async with self.store.transaction() as tx:
+            if self.table.version not in self._known_tables:  # kept once, so audits can replay with it
+                await tx.remember_table(self.table.version, self.table.canonical(), now)
             earlier = await tx.find_inbound(message.transport_sender, key[:80])
             if earlier is not None:
                 outcome = await self._answer_again(tx, earlier, message, envelope, now)
             else:
                 outcome = await self._commit(tx, checked, envelope, message, key[:80], digest, now)
+        self._known_tables.add(self.table.version)
         self.on_commit()
         log.info("message", ms=round((time.perf_counter() - started) * 1000, 2), **outcome.__dict__)
         return outcome
@@ -170,8 +174,6 @@ class Pipeline:
             await tx.put_trace(decision.trace, new=decision.new_trace)
             await tx.settle_notices(decision.trace.trace_id, decision.settle, now)
             await tx.plan_notices(decision.trace.trace_id, decision.plan)
-        if decision.rule:
-            await tx.remember_table(self.table.version, self.table.canonical(), now)
         outgoing = [self._seal(kind_, recipient, root) for kind_, recipient, root in decision.messages]
         await tx.add_outbox(outgoing, inbound_id=inbound_id, now=now)
         return Outcome(
