@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ from datetime import UTC, datetime
 import structlog
 
 from gateway.adapters.amqp import AmqpBroker
-from gateway.errors import ConfigurationError
+from gateway.auditor import write_checkpoint
+from gateway.errors import ConfigurationError, TransientError
 from gateway.outbox import OutboxRelay
 from gateway.pipeline import Pipeline
 from gateway.ports import Inbound
@@ -115,6 +117,7 @@ class Gateway:
         await self.broker.declare_topology(self.parts.table.states)
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="deadline-scheduler"))
+        self._tasks.append(asyncio.create_task(self._checkpoints(), name="audit-checkpoints"))
         await self.broker.consume(self._handle)
         log.info(
             "serving",
@@ -133,6 +136,16 @@ class Gateway:
             self._inflight -= 1
             if self._inflight == 0:
                 self._idle.set()
+
+    async def _checkpoints(self) -> None:
+        """Sign the audit chain's head every `checkpoint_interval_seconds` (when it moved)."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.settings.checkpoint_interval_seconds)
+            try:
+                await write_checkpoint(self.store, self.parts.signer, self.clock())
+            except TransientError as err:
+                log.warning("checkpoint postponed", error=str(err))
 
     def request_stop(self) -> None:
         """Ask the gateway to drain and stop (SIGTERM, SIGINT)."""
@@ -157,9 +170,12 @@ class Gateway:
             log.warning("stopped with messages in flight; the broker redelivers them", inflight=self._inflight)
         self.scheduler.stop()
         await self.relay.drain()
+        self._stop.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(TransientError):
+            await write_checkpoint(self.store, self.parts.signer, self.clock())  # the last word before exit
         await self.broker.close()
         await self.store.close()
         log.info("stopped")

@@ -40,6 +40,7 @@ class Settings:
     respond_reminder_days: float = 7.0
     delay_silences_overdue: bool = False
     scheduler_interval_seconds: float = 30.0
+    checkpoint_interval_seconds: float = 300.0
     prefetch: int = 32
     queue_type: str = "classic"  # or "quorum"
     delivery_limit: int = 5

@@ -125,6 +125,17 @@ class Transaction:
         """Add an audit record; it joins the chain when this transaction commits."""
         self._audit.append(entry)
 
+    async def chain_head(self) -> tuple[int, str, str] | None:
+        """(seq, hash, type) of the chain's last record, locked for this transaction; None for an empty chain."""
+        q = select(audit_head).where(audit_head.c.id == 1)
+        if self._locking:
+            q = q.with_for_update()
+        head = (await self._conn.execute(q)).first()
+        if head is None:
+            return None
+        kind = (await self._conn.execute(select(audit.c.type).where(audit.c.seq == head.seq))).scalar_one_or_none()
+        return head.seq, head.hash, kind or ""
+
     async def flush_audit(self) -> audit_rules.Record | None:
         """Chain this transaction's audit records after the head, under the head's lock; returns the last one."""
         if not self._audit:
