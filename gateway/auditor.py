@@ -83,18 +83,23 @@ class ChainCheck:
     checkpoints: int = 0
     last_checkpoint_seq: int = 0
     count: int = 0
-    _expected: int = 0
-    _prev: str = ""
+    next_seq: int = 0
+    last_hash: str = ""
 
     def __post_init__(self) -> None:
         """Start at the chain's beginning (or a bundle's first record)."""
-        self._expected, self._prev = self.first_seq, self.first_prev
+        self.next_seq, self.last_hash = self.first_seq, self.first_prev
+
+    @property
+    def last_seq(self) -> int:
+        """The number of the last record fed."""
+        return self.next_seq - 1
 
     def feed(self, record: rules.Record) -> None:
         """Check one record in order."""
-        for problem in rules.check_links([record], first_prev=self._prev, first_seq=self._expected):
+        for problem in rules.check_links([record], first_prev=self.last_hash, first_seq=self.next_seq):
             self.problems.append(problem)
-        self._expected, self._prev = record.seq + 1, record.hash
+        self.next_seq, self.last_hash = record.seq + 1, record.hash
         self.count += 1
         data = record.fields()
         keys = {
@@ -144,7 +149,7 @@ class Report:
         return not self.problems
 
 
-async def _records(store: Store, batch: int = 5000) -> AsyncIterator[rules.Record]:
+async def records_in_order(store: Store, batch: int = 5000) -> AsyncIterator[rules.Record]:
     """The chain in order, read in batches."""
     after = 0
     while True:
@@ -186,14 +191,14 @@ async def verify_store(
         total = int((await conn.execute(select(func.count()).select_from(audit))).scalar_one())
         head = (await conn.execute(select(audit_head))).first()
     check = ChainCheck(gateway_certs)
-    async for record in _records(store):
+    async for record in records_in_order(store):
         check.feed(record)
         if progress and check.count % 1000 == 0:
             progress(check.count, total)
     problems = [str(p) for p in check.problems]
-    if head is not None and (head.seq != check._expected - 1 or head.hash != check._prev):
+    if head is not None and (head.seq != check.last_seq or head.hash != check.last_hash):
         problems.append(
-            f"the chain ends at record {check._expected - 1}, but the head says {head.seq}: "
+            f"the chain ends at record {check.last_seq}, but the head says {head.seq}: "
             "records were removed from the tail"
         )
     rows, verified, row_problems = await _check_rows(store, check, trust, signatures)
