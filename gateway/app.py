@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy.exc import DBAPIError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from gateway.adapters.amqp import AmqpBroker
 from gateway.auditor import write_checkpoint
 from gateway.errors import ConfigurationError, TransientError
+from gateway.health import Health, serve_health
 from gateway.outbox import OutboxRelay
 from gateway.pipeline import Pipeline
 from gateway.ports import Inbound
@@ -77,6 +80,7 @@ def build_pipeline(
         max_age_seconds=settings.max_message_age.total_seconds(),
         max_skew_seconds=settings.max_clock_skew.total_seconds(),
         on_commit=on_commit,
+        require_user_id=settings.require_user_id,
     )
 
 
@@ -107,18 +111,51 @@ class Gateway:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight = 0
+        self.health = Health()
+        self._recovering: asyncio.Task[None] | None = None
+        self._health_server: asyncio.Server | None = None
+        self.broker.on_state = lambda up: self.health.set(broker="up" if up else "down")
         self._idle = asyncio.Event()
         self._idle.set()
 
+    async def _connect(self) -> None:
+        """Reach the broker, retrying with backoff for `broker_connect_seconds`; then declare the topology."""
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential(multiplier=0.5, max=5),
+            stop=stop_after_delay(self.settings.broker_connect_seconds),
+            retry=retry_if_exception_type(ConnectionError),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    log.warning("broker unreachable; retrying", attempt=attempt.retry_state.attempt_number)
+                await self.broker.connect()
+        await self.broker.declare_topology(self.parts.table.states)
+        self.health.set(broker="up")
+
+    async def _open_store(self) -> None:
+        """Open the database, retrying with backoff (it may still be starting)."""
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential(multiplier=0.5, max=5),
+            stop=stop_after_delay(self.settings.broker_connect_seconds),
+            retry=retry_if_exception_type((OSError, TransientError, DBAPIError)),
+            reraise=True,
+        ):
+            with attempt:
+                await self.store.start()
+        self.health.set(database="up")
+
     async def start(self) -> None:
         """Open the store and broker, declare the topology, start relaying and consuming."""
-        await self.store.start()
-        await self.broker.connect()
-        await self.broker.declare_topology(self.parts.table.states)
+        if self.settings.health_port:
+            self._health_server = await serve_health(self.health, "127.0.0.1", self.settings.health_port)
+        await self._open_store()
+        await self._connect()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="deadline-scheduler"))
         self._tasks.append(asyncio.create_task(self._checkpoints(), name="audit-checkpoints"))
-        await self.broker.consume(self._handle)
+        await self.broker.consume(self._handle, give_up=self.pipeline.give_up)
+        self.health.set(consuming=True)
         log.info(
             "serving",
             states=len(self.parts.table.states),
@@ -132,6 +169,10 @@ class Gateway:
         self._idle.clear()
         try:
             await self.pipeline.handle(message)
+        except TransientError:
+            if self._recovering is None or self._recovering.done():
+                self._recovering = asyncio.create_task(self._recover_database(), name="database-recovery")
+            raise
         finally:
             self._inflight -= 1
             if self._inflight == 0:
@@ -146,6 +187,22 @@ class Gateway:
                 await write_checkpoint(self.store, self.parts.signer, self.clock())
             except TransientError as err:
                 log.warning("checkpoint postponed", error=str(err))
+
+    async def _recover_database(self) -> None:
+        """The database cannot commit: stop taking messages, probe it with backoff, resume when it answers."""
+        self.health.set(database="down", consuming=False)
+        await self.broker.stop_consuming()
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential(multiplier=0.2, max=5), retry=retry_if_exception_type(Exception)
+        ):
+            with attempt:
+                if self._stop.is_set():
+                    return
+                await self.store.ping()
+        self.health.set(database="up")
+        if not self._stop.is_set():
+            await self.broker.resume_consuming()
+            self.health.set(consuming=True)
 
     def request_stop(self) -> None:
         """Ask the gateway to drain and stop (SIGTERM, SIGINT)."""
@@ -163,6 +220,7 @@ class Gateway:
     async def stop(self) -> None:
         """Stop consuming, let in-flight messages commit, relay what is left, close."""
         log.info("draining")
+        self.health.set(consuming=False)
         await self.broker.stop_consuming()
         try:
             await asyncio.wait_for(self._idle.wait(), timeout=30)
@@ -178,4 +236,6 @@ class Gateway:
             await write_checkpoint(self.store, self.parts.signer, self.clock())  # the last word before exit
         await self.broker.close()
         await self.store.close()
+        if self._health_server is not None:
+            self._health_server.close()
         log.info("stopped")

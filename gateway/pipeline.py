@@ -5,8 +5,10 @@ A refused message takes the same path to the commit, with a `Rejection` in the o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +73,7 @@ class Pipeline:
     max_age_seconds: float = 72 * 3600
     max_skew_seconds: float = 300
     on_commit: Callable[[], None] = lambda: None
+    require_user_id: bool = False
     _known_tables: set[str] = field(default_factory=set)
 
     async def handle(self, message: Inbound) -> Outcome:
@@ -99,6 +102,28 @@ class Pipeline:
         log.info("message", ms=round((time.perf_counter() - started) * 1000, 2), **outcome.__dict__)
         return outcome
 
+    async def give_up(self, message: Inbound, error: BaseException) -> None:
+        """After the last attempt failed unexpectedly: record it and tell the sender; the broker keeps the message.
+
+        The record gets a key of its own, so the message, retried later from the dead-letter queue, is decided
+        afresh rather than answered as a duplicate.
+        """
+        now = self.clock()
+        envelope = None
+        with contextlib.suppress(Refused):
+            envelope = open_envelope(message.body, max_bytes=self.max_message_bytes)
+        refusal = Refused(
+            ErrorCode.PROCESSING_FAILED,
+            f"the gateway could not process this message after {message.attempt} attempts "
+            f"({type(error).__name__}); it is held for an administrator",
+        )
+        key = f"failed:{uuid.uuid4()}"
+        kind = envelope.kind if envelope else "unreadable"
+        async with self.store.transaction() as tx:
+            await self._reject(tx, refusal, kind, envelope, message, key, hashlib.sha256(message.body).hexdigest(), now)
+        self.on_commit()
+        log.error("message given up", kind=kind, sender=message.transport_sender, attempts=message.attempt)
+
     def _check(self, envelope: Envelope, message: Inbound, now: datetime) -> Verified:
         """Schema, message type, signature and trust, sender identity, freshness; no database."""
         self.schemas.validate(envelope.root)
@@ -106,6 +131,11 @@ class Pipeline:
             raise Refused(ErrorCode.NOT_AUTHORIZED, f"only the gateway sends {envelope.kind} messages")
         if envelope.kind not in NPC_MESSAGE_TYPES:
             raise Refused(ErrorCode.SCHEMA_INVALID, f"{envelope.kind} is not a message of the contract")
+        if self.require_user_id and not message.user_id:
+            raise Refused(
+                ErrorCode.SENDER_MISMATCH,
+                "this switch gives each state its own broker user: publish with the AMQP user_id property set",
+            )
         claimed = envelope.sender or ""
         signed = verify(envelope.root, sender=claimed, trust=self.trust, now=now)
         header = read_header(signed.root)

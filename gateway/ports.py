@@ -16,6 +16,7 @@ class Inbound:
     user_id: str | None = None
     message_id: str | None = None
     redelivered: bool = False
+    attempt: int = 1  # which delivery of this message this is (1 for the first)
 
     @property
     def transport_sender(self) -> str:
@@ -24,6 +25,7 @@ class Inbound:
 
 
 Handler = Callable[[Inbound], Awaitable[None]]
+GiveUp = Callable[[Inbound, BaseException], Awaitable[None]]
 
 
 class PublishFailed(Exception):

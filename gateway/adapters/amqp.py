@@ -5,8 +5,8 @@ The only module that imports aio-pika on the gateway's side.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aio_pika
@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, Abstrac
 from aio_pika.exceptions import AMQPError, DeliveryError
 
 from gateway.errors import TransientError
-from gateway.ports import Handler, Inbound, PublishFailed
+from gateway.ports import GiveUp, Handler, Inbound, PublishFailed
 
 log = structlog.get_logger("tracegate.amqp")
 
@@ -43,6 +43,8 @@ class AmqpBroker:
         self._consume_channel: AbstractRobustChannel | None = None
         self._consumer_tag: str | None = None
         self._queue: Any = None
+        self._on_message: Any = None
+        self.on_state: Callable[[bool], None] = lambda up: None
 
     async def connect(self, timeout: float = 10.0) -> None:
         """Open the connection and channels; `ConnectionError` if the broker is unreachable."""
@@ -52,9 +54,16 @@ class AmqpBroker:
             )
         except (TimeoutError, OSError, AMQPError) as err:
             raise ConnectionError(f"cannot reach the broker: {err}") from err
+        self._connection.close_callbacks.add(lambda *_: self._state(up=False))
+        self._connection.reconnect_callbacks.add(lambda *_: self._state(up=True))
         self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._consume_channel = await self._connection.channel()
         await self._consume_channel.set_qos(prefetch_count=self.prefetch)
+
+    def _state(self, *, up: bool) -> None:
+        """Log and report a lost or restored broker connection (aio-pika reconnects by itself)."""
+        log.warning("broker connection restored" if up else "broker connection lost; reconnecting")
+        self.on_state(up)
 
     def _queue_arguments(self) -> dict[str, Any]:
         """Arguments of the gateway's inbound queue: dead-lettering, and quorum where configured."""
@@ -85,8 +94,24 @@ class AmqpBroker:
                 outbound_queue(state), durable=True, arguments={"x-queue-type": self.queue_type}
             )
 
-    async def consume(self, handler: Handler) -> None:
-        """Start consuming; each message is acked only after `handler` has committed its effects."""
+    def _attempt(self, message: AbstractIncomingMessage) -> int:
+        """Which delivery this is: quorum queues count them; classic queues only say "redelivered"."""
+        count = (message.headers or {}).get("x-delivery-count")
+        if isinstance(count, int):
+            return count + 1
+        return 2 if message.redelivered else 1
+
+    @property
+    def max_attempts(self) -> int:
+        """Deliveries before a message that keeps failing is dead-lettered."""
+        return self.delivery_limit if self.queue_type == "quorum" else 2
+
+    async def consume(self, handler: Handler, give_up: GiveUp | None = None) -> None:
+        """Start consuming; each message is acked only after `handler` has committed its effects.
+
+        A fault a retry may cure returns the message to the queue. Any other fault is retried up to
+        `max_attempts` deliveries; then `give_up` tells the sender and the message goes to the dead-letter queue.
+        """
         assert self._queue is not None, "declare the topology first"
 
         async def on_message(message: AbstractIncomingMessage) -> None:
@@ -96,27 +121,54 @@ class AmqpBroker:
                 user_id=message.user_id,
                 message_id=message.message_id,
                 redelivered=bool(message.redelivered),
+                attempt=self._attempt(message),
             )
             try:
                 await handler(inbound)
             except TransientError as err:
                 log.warning("transient fault; message returned to the queue", error=str(err))
-                await asyncio.sleep(0.5)
                 await message.nack(requeue=True)
                 return
-            except Exception:
-                log.exception("unexpected fault; message dead-lettered", message_id=message.message_id)
-                await message.nack(requeue=False)
+            except Exception as err:
+                await self._failed(message, inbound, err, give_up)
                 return
             await message.ack()
 
         self._consumer_tag = await self._queue.consume(on_message, no_ack=False)
+        self._on_message = on_message
+
+    async def _failed(
+        self, message: AbstractIncomingMessage, inbound: Inbound, err: Exception, give_up: GiveUp | None
+    ) -> None:
+        """An unexpected fault: retry, or after the last attempt, tell the sender and dead-letter."""
+        if inbound.attempt < self.max_attempts:
+            log.warning("unexpected fault; retrying", attempt=inbound.attempt, error=repr(err))
+            await message.nack(requeue=True)
+            return
+        log.error("unexpected fault on the last attempt; dead-lettered", attempt=inbound.attempt, error=repr(err))
+        if give_up is not None:
+            try:
+                await give_up(inbound, err)
+            except Exception:  # telling the sender is best effort; the message itself is kept
+                log.exception("could not record the failure")
+        await message.nack(requeue=False)
 
     async def stop_consuming(self) -> None:
         """Stop taking new messages; those in flight finish."""
         if self._queue is not None and self._consumer_tag is not None:
-            await self._queue.cancel(self._consumer_tag)
+            with contextlib.suppress(AMQPError, RuntimeError):
+                await self._queue.cancel(self._consumer_tag)
             self._consumer_tag = None
+
+    async def resume_consuming(self) -> None:
+        """Take messages again after `stop_consuming`."""
+        if self._queue is not None and self._consumer_tag is None and self._on_message is not None:
+            self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection to the broker is open now."""
+        return self._connection is not None and not self._connection.is_closed
 
     async def publish(self, queue: str, body: bytes, *, message_id: str, kind: str) -> None:
         """Publish persistently and mandatorily to a queue; returns once the broker confirmed."""

@@ -408,6 +408,11 @@ class Store:
                 await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.run_sync(metadata.create_all)
 
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query now."""
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
     async def close(self) -> None:
         """Release every connection."""
         await self.engine.dispose()
