@@ -82,3 +82,15 @@ def amqp_url() -> Iterator[str]:
     subprocess.run([ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
     yield AMQP_BASE.rstrip("/") + "/" + vhost
     subprocess.run([ctl, "delete_vhost", vhost], check=False, capture_output=True)
+
+
+@pytest.fixture
+def fresh_amqp_url() -> Iterator[str]:
+    """A RabbitMQ vhost of this test's own (for tests that need other queue arguments, e.g. quorum queues)."""
+    ctl = shutil.which("rabbitmqctl")
+    assert ctl, "rabbitmqctl is needed to make the test's vhost"
+    vhost = f"tracegate-one-{uuid.uuid4().hex[:8]}"
+    subprocess.run([ctl, "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run([ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+    yield AMQP_BASE.rstrip("/") + "/" + vhost
+    subprocess.run([ctl, "delete_vhost", vhost], check=False, capture_output=True)

@@ -1,0 +1,101 @@
+"""The dead-letter queue for administrators: list what is held, and send chosen messages through again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from gateway.adapters.amqp import DEAD_LETTER_QUEUE, INBOUND_EXCHANGE
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One held message, as an administrator needs to see it (never its content)."""
+
+    message_id: str
+    routing_key: str
+    user_id: str | None
+    size: int
+    reason: str
+    count: int
+    first_death: datetime | None
+
+
+def _describe(message: AbstractIncomingMessage) -> DeadLetter:
+    """What the broker says about why and how often the message died."""
+    raw: Any = (message.headers or {}).get("x-death") or []
+    deaths: list[Any] = list(raw)
+    death: dict[str, Any] = dict(deaths[0]) if deaths else {}
+    keys = death.get("routing-keys") or [message.routing_key or ""]
+    when = death.get("time")
+    return DeadLetter(
+        message_id=message.message_id or "",
+        routing_key=str(keys[0]),
+        user_id=message.user_id,
+        size=len(message.body),
+        reason=str(death.get("reason", "")),
+        count=int(death.get("count", 1) or 1),
+        first_death=when if isinstance(when, datetime) else None,
+    )
+
+
+async def _take_all(channel: aio_pika.abc.AbstractChannel, limit: int) -> list[AbstractIncomingMessage]:
+    """Up to `limit` held messages, unacknowledged (they return to the queue unless acked)."""
+    queue = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
+    taken: list[AbstractIncomingMessage] = []
+    while len(taken) < limit:
+        message = await queue.get(no_ack=False, fail=False)
+        if message is None:
+            break
+        taken.append(message)
+    return taken
+
+
+async def list_dead_letters(url: str, limit: int = 1000) -> list[DeadLetter]:
+    """Describe the held messages, leaving them held."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        taken = await _take_all(channel, limit)
+        described = [_describe(m) for m in taken]
+        for message in taken:
+            await message.nack(requeue=True)
+        return described
+    finally:
+        await connection.close()
+
+
+async def retry_dead_letters(url: str, message_ids: set[str] | None, limit: int = 1000) -> list[DeadLetter]:
+    """Publish the chosen held messages (all when `message_ids` is None) to `itrace.inbound` again.
+
+    Each goes back under its original routing key; a held message is removed only after the broker confirmed
+    its copy. The AMQP user_id cannot be carried over (the broker checks it against the administrator's own
+    user), so a retried message is identified by its routing key.
+    """
+    connection = await aio_pika.connect(url)
+    retried = []
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(INBOUND_EXCHANGE)
+        for message in await _take_all(channel, limit):
+            held = _describe(message)
+            if message_ids is not None and held.message_id not in message_ids:
+                await message.nack(requeue=True)
+                continue
+            copy = aio_pika.Message(
+                message.body,
+                message_id=message.message_id,
+                content_type=message.content_type,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                headers={"x-tracegate-retried": held.count},
+            )
+            await exchange.publish(copy, routing_key=held.routing_key, mandatory=True)
+            await message.ack()
+            retried.append(held)
+        return retried
+    finally:
+        await connection.close()
