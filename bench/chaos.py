@@ -63,9 +63,23 @@ class Tally:
         }
 
 
-def _rabbitmqctl(*args: str) -> None:
-    """Run rabbitmqctl, quietly."""
-    subprocess.run(["rabbitmqctl", *args], check=False, capture_output=True, timeout=120)
+def _rabbitmqctl(*args: str) -> bool:
+    """Run rabbitmqctl, quietly; whether it succeeded."""
+    try:
+        return subprocess.run(["rabbitmqctl", *args], check=False, capture_output=True, timeout=120).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _restart_broker() -> None:
+    """Stop and start the broker's application, making sure it is running again before returning."""
+    _rabbitmqctl("stop_app")
+    time.sleep(1)
+    for _ in range(5):
+        if _rabbitmqctl("start_app") and _rabbitmqctl("await_startup"):
+            return
+        time.sleep(2)
+    raise RuntimeError("the broker did not come back after its restart")
 
 
 class Gateway:
@@ -130,7 +144,7 @@ async def _produce(url: str, pki: DevPki, count: int, tally: Tally) -> None:
     """Publish `count` signed requests with confirms, retrying each until the broker confirms it."""
     signers = {s: Signer.from_files(pki.key_path(s), pki.cert_path(s)) for s in STATES}
     connection = await aio_pika.connect_robust(url)
-    channel = await connection.channel(publisher_confirms=True)
+    channel: aio_pika.abc.AbstractChannel | None = None
     for i in range(count):
         sender = STATES[i % len(STATES)]
         destination = STATES[(i + 1) % len(STATES)]
@@ -142,6 +156,8 @@ async def _produce(url: str, pki: DevPki, count: int, tally: Tally) -> None:
         tally.sent[message_id] = destination
         while True:
             try:
+                if channel is None or channel.is_closed:
+                    channel = await connection.channel(publisher_confirms=True)
                 exchange = await channel.get_exchange("itrace.inbound", ensure=False)
                 await exchange.publish(
                     aio_pika.Message(
@@ -155,9 +171,8 @@ async def _produce(url: str, pki: DevPki, count: int, tally: Tally) -> None:
                 )
                 break
             except Exception:  # broker restarting or connection dropped: publish the same bytes again
+                channel = None
                 await asyncio.sleep(0.5)
-                if channel.is_closed:
-                    channel = await connection.channel(publisher_confirms=True)
     await connection.close()
 
 
@@ -173,9 +188,7 @@ async def _chaos(gateway: Gateway, kills: int, restarts: int, drops: int, durati
             await asyncio.sleep(0.5)
             gateway.start()
         elif event == "broker-restart":
-            await asyncio.to_thread(_rabbitmqctl, "stop_app")
-            await asyncio.sleep(1)
-            await asyncio.to_thread(_rabbitmqctl, "start_app")
+            await asyncio.to_thread(_restart_broker)
         else:
             await asyncio.to_thread(_rabbitmqctl, "close_all_connections", "chaos test")
         done.append(event)

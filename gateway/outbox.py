@@ -10,6 +10,7 @@ from datetime import datetime
 import structlog
 from lxml import etree
 
+from gateway.errors import TransientError
 from gateway.model import NS
 from gateway.ports import Publisher, PublishFailed
 from gateway.routing.table import RoutingTable
@@ -67,7 +68,7 @@ class OutboxRelay:
         while not self._stopping:
             try:
                 sent = await self.relay_once()
-            except PublishFailed as err:
+            except (PublishFailed, TransientError) as err:
                 log.warning("relay paused", error=str(err))
                 sent = 0
                 await asyncio.sleep(min(self._idle_poll, 1.0))
@@ -102,7 +103,7 @@ class OutboxRelay:
             try:
                 if await self.relay_once() == 0:
                     return
-            except PublishFailed:
+            except (PublishFailed, TransientError):
                 await asyncio.sleep(0.2)
 
     def stop(self) -> None:

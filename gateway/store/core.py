@@ -409,13 +409,23 @@ class Store:
             await conn.run_sync(metadata.create_all)
 
     async def ping(self) -> None:
-        """Raise unless the database answers a trivial query now."""
-        async with self.engine.connect() as conn:
-            await conn.exec_driver_sql("SELECT 1")
+        """Raise unless the database can take a write now (a write that changes nothing: reads alone can pass
+        while another process holds SQLite's write lock)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(audit_head).where(audit_head.c.id == -1).values(seq=0))
 
     async def close(self) -> None:
         """Release every connection."""
         await self.engine.dispose()
+
+    @staticmethod
+    @asynccontextmanager
+    async def _faults() -> AsyncIterator[None]:
+        """A database fault becomes `TransientError`: the caller waits and tries again."""
+        try:
+            yield
+        except (OperationalError, DBAPIError, OSError, ConnectionError) as err:
+            raise TransientError(f"database unavailable: {type(err).__name__}") from err
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -432,7 +442,7 @@ class Store:
     async def unsent(self, limit: int = 200) -> list[OutboxMessage]:
         """Outbox rows not yet confirmed by the broker, oldest first."""
         q = select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit)
-        async with self.engine.connect() as conn:
+        async with self._faults(), self.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
         return [_outbox_from_row(r) for r in rows]
 
@@ -440,7 +450,7 @@ class Store:
         """Record that the broker confirmed these rows."""
         if not ids:
             return
-        async with self._write_lock, self.engine.begin() as conn:
+        async with self._write_lock, self._faults(), self.engine.begin() as conn:
             await conn.execute(update(outbox).where(outbox.c.id.in_(list(ids))).values(sent_at=now))
 
     async def fetch(self, query: Any) -> list[Row[Any]]:
