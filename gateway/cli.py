@@ -229,3 +229,12 @@ def traces_show(ctx: click.Context, trace_id: str, fmt: str) -> None:
     if trace is None:
         raise click.ClickException(f"no trace {trace_id}")
     click.echo(render_conversation(trace_record(trace, datetime.now(UTC)), entries, fmt), nl=False)
+
+
+from gateway.cli_audit import audit  # noqa: E402  (defined apart: it imports this module lazily)
+
+cli.add_command(audit)
+
+from gateway.cli_deadletters import dead_letters  # noqa: E402
+
+cli.add_command(dead_letters)
