@@ -150,8 +150,15 @@ def demo(ctx: click.Context) -> None:
 
 
 def main() -> None:
-    """Entry point of the `tracegate` script."""
-    cli(prog_name="tracegate")
+    """Entry point of the `tracegate` script: a database fault is one clear line, not a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        cli(prog_name="tracegate")
+    except (SQLAlchemyError, OSError) as err:
+        detail = str(getattr(err, "orig", None) or err).splitlines()[0]
+        click.echo(f"Error: the database could not be used: {detail}", err=True)
+        sys.exit(2)
 
 
 @cli.group()

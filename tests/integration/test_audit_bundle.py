@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import update
+
 from gateway.auditor import write_checkpoint
 from gateway.bundle import Selection, export_lines, verify_bundle, write_bundle
+from gateway.store import inbound
 
 from .conftest import Switch
 from .test_audit import story
@@ -65,3 +71,38 @@ async def test_bundle_verifies_on_its_own_and_tampering_is_named(switch: Switch,
     (edited / "records.jsonl").write_text("\n".join(records) + "\n")
     report = verify_bundle(edited)
     assert report.problems[0].startswith(f"record {first['seq']}:") and "edited" in report.problems[0]
+
+
+def tracegate(switch: Switch, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command against the switch's database, trust material and gateway certificate."""
+    env = {
+        **os.environ,
+        "TRACEGATE_DATABASE_URL": switch.settings.database_url,
+        "TRACEGATE_DATABASE_SCHEMA": switch.settings.database_schema,
+        "TRACEGATE_TRUST_DIR": str(switch.settings.trust_dir),
+        "TRACEGATE_GATEWAY_CERT": str(switch.settings.gateway_cert),
+        "TRACEGATE_GATEWAY_KEY": str(switch.settings.gateway_key),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "audit", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_audit_commands(switch: Switch, tmp_path: Path) -> None:
+    """verify exits 0 on an intact store and 1 naming the record after an edit; a bundle verifies by itself."""
+    await story(switch)
+    intact = tracegate(switch, "verify")
+    assert intact.returncode == 0 and "intact" in intact.stdout, intact.stderr
+    assert tracegate(switch, "checkpoint").stdout.startswith("checkpoint signs record")
+    exported = tracegate(switch, "export", "--state", "ZA", "--bundle", str(tmp_path / "b"))
+    assert exported.returncode == 0 and "exported to bundle" in exported.stdout
+    assert tracegate(switch, "verify", "--bundle", str(tmp_path / "b")).returncode == 0
+    async with switch.store.engine.begin() as conn:
+        await conn.execute(update(inbound).where(inbound.c.code == "INCOMPLETE").values(code="NO_ROUTE"))
+    tampered = tracegate(switch, "verify")
+    assert tampered.returncode == 1 and "the stored code of message-in row" in tampered.stdout
