@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -54,43 +55,40 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tup
         return
     schema = f"t_{uuid.uuid4().hex[:12]}"
     yield POSTGRES_URL, schema
+    drop_schema(schema)
+
+
+def drop_schema(schema: str) -> None:
+    """Remove a test's PostgreSQL schema and everything in it."""
+    drop = f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'
     subprocess.run(
-        [
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-q",
-            "-c",
-            f'DROP SCHEMA IF EXISTS "{schema}" CASCADE',
-        ],
-        check=False,
-        capture_output=True,
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-c", drop], check=False, capture_output=True
     )
+
+
+@contextmanager
+def vhost_of_our_own(prefix: str) -> Iterator[str]:
+    """A RabbitMQ vhost made for the caller (guest may do anything in it), deleted afterwards; yields its URL."""
+    ctl = shutil.which("rabbitmqctl")
+    assert ctl, "rabbitmqctl is needed to make the tests' vhosts"
+    vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    subprocess.run([ctl, "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run([ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+    try:
+        yield AMQP_BASE.rstrip("/") + "/" + vhost
+    finally:
+        subprocess.run([ctl, "delete_vhost", vhost], check=False, capture_output=True)
 
 
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
     """A RabbitMQ vhost of this test session's own, so queues never meet another run's."""
-    ctl = shutil.which("rabbitmqctl")
-    assert ctl, "rabbitmqctl is needed to make the tests' vhost"
-    vhost = f"tracegate-test-{uuid.uuid4().hex[:8]}"
-    subprocess.run([ctl, "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run([ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
-    yield AMQP_BASE.rstrip("/") + "/" + vhost
-    subprocess.run([ctl, "delete_vhost", vhost], check=False, capture_output=True)
+    with vhost_of_our_own("tracegate-test") as url:
+        yield url
 
 
 @pytest.fixture
 def fresh_amqp_url() -> Iterator[str]:
     """A RabbitMQ vhost of this test's own (for tests that need other queue arguments, e.g. quorum queues)."""
-    ctl = shutil.which("rabbitmqctl")
-    assert ctl, "rabbitmqctl is needed to make the test's vhost"
-    vhost = f"tracegate-one-{uuid.uuid4().hex[:8]}"
-    subprocess.run([ctl, "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run([ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
-    yield AMQP_BASE.rstrip("/") + "/" + vhost
-    subprocess.run([ctl, "delete_vhost", vhost], check=False, capture_output=True)
+    with vhost_of_our_own("tracegate-one") as url:
+        yield url
