@@ -1,4 +1,7 @@
-"""`python -m bench audit|chaos ...`: the project's benchmarks, each printing figures beside a baseline."""
+"""`python -m bench [--db sqlite|postgresql] [--seconds S]`: tracegate beside the null relay, same run.
+
+Also `python -m bench audit [--records N]` (audit verification rate) and `python -m bench chaos` (faults).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,46 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
+
+RESULTS = Path("bench/results")
+
+
+def _table(figures: dict[str, Any]) -> None:
+    """The figures a person reads."""
+    print(
+        f"tracegate vs the null relay ({figures['db']}, {figures['seconds']:.0f} s each, "
+        f"~{figures['body_bytes']} B signed requests, 16 in flight at saturation)"
+    )
+    rows = [
+        ("null relay (broker limit)", f"{figures['null_relay_msgs_per_s']:.0f} msgs/s"),
+        ("tracegate", f"{figures['tracegate_msgs_per_s']:.0f} msgs/s"),
+        ("ratio tracegate / null relay", f"{figures['ratio']:.3f}"),
+        (
+            "latency at saturation p50 / p99",
+            f"{figures['p50_ms_at_saturation']:.1f} / {figures['p99_ms_at_saturation']:.1f} ms",
+        ),
+        (
+            "latency at 200 msgs/s offered p50 / p99",
+            f"{figures['p50_ms_at_200']:.1f} / {figures['p99_ms_at_200']:.1f} ms"
+            f" ({figures['delivered_at_200']}/{figures['offered_at_200']} "
+            "delivered)",
+        ),
+    ]
+    for name, value in rows:
+        print(f"  {name:<42} {value}")
+    print("  CPU per message by stage (profile, ms):")
+    for stage, ms in figures["stages_ms_per_message"].items():
+        print(f"    {stage:<40} {ms:>8.3f}")
 
 
 def main() -> None:
-    """Run the benchmark named on the command line."""
+    """Run the benchmark named on the command line (the throughput harness by default)."""
     parser = argparse.ArgumentParser(prog="python -m bench")
-    sub = parser.add_subparsers(dest="which", required=True)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=200.0, help="offered load for the fixed-load latency")
+    sub = parser.add_subparsers(dest="which")
     audit = sub.add_parser("audit", help="audit records verified per second")
     audit.add_argument("--records", type=int, default=100_000)
     chaos = sub.add_parser("chaos", help="soak and chaos: lost, duplicated, unexpected")
@@ -20,19 +57,23 @@ def main() -> None:
     chaos.add_argument("--broker-restarts", type=int, default=1)
     chaos.add_argument("--drops", type=int, default=2)
     args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
     if args.which == "chaos":
         from bench.chaos import report
         from bench.chaos import run as chaos_run
 
         report(asyncio.run(chaos_run(args.messages, args.kills, args.broker_restarts, args.drops)))
-        return
-    if args.which == "audit":
-        from bench.audit_verify import main as run
+    elif args.which == "audit":
+        from bench.audit_verify import main as audit_run
 
-        figures = asyncio.run(run(args.records))
-        out = Path("bench/results/audit.json")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"records": args.records, "records_per_s": figures}, indent=2))
+        figures = asyncio.run(audit_run(args.records))
+        (RESULTS / "audit.json").write_text(json.dumps({"records": args.records, "records_per_s": figures}, indent=2))
+    else:
+        from bench.throughput import main as throughput
+
+        result = asyncio.run(throughput(args.seconds, args.rate, args.db))
+        _table(result)
+        (RESULTS / "latest.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

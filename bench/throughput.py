@@ -1,0 +1,329 @@
+"""Throughput and latency of `tracegate serve` beside the broker's own limit, measured in the same run.
+
+null relay  the same topology, message sizes and confirms; a trivial consumer takes each inbound message,
+            publishes two outbound ones (as the switch does: a Delivery and a Receipt) and acks after the
+            confirms; no XML, crypto or database work. This is the limit on this machine.
+tracegate   signed ~4 KB trace requests from several states: sustained throughput with 16 requests in flight
+            (closed loop, --seconds long), and end-to-end latency (publish by the requesting state until the
+            destination receives its Delivery) at a fixed offered load and at saturation.
+stages      per-stage CPU costs from a profile of the pipeline on the same messages (in-process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+from lxml import etree
+
+from gateway import samples
+from gateway.pki import DevPki, create_dev_pki
+from gateway.signatures import Signer
+
+STATES = ("AT", "BR", "KE", "MZ", "ZA")
+T = "{urn:itrace:1}"
+PADDING = "Recovered with others in a cache; markings recorded in the seizure report. " * 12
+
+
+def _ctl(*args: str) -> None:
+    """rabbitmqctl, quietly."""
+    subprocess.run(["rabbitmqctl", *args], check=False, capture_output=True, timeout=120)
+
+
+@dataclass
+class Env:
+    """A vhost, a PKI, a routing table and pre-signed requests."""
+
+    url: str
+    vhost: str
+    tmp: Path
+    pki: DevPki
+    bodies: list[tuple[str, str, bytes]] = field(default_factory=list)  # (sender, message id, body)
+
+    def close(self) -> None:
+        """Delete the vhost."""
+        _ctl("delete_vhost", self.vhost)
+
+
+def make_env(tmp: Path, count: int) -> Env:
+    """Everything a run needs, including `count` signed ~4 KB requests, each from a state to the next."""
+    vhost = f"tracegate-bench-{uuid.uuid4().hex[:8]}"
+    _ctl("add_vhost", vhost)
+    _ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    pki = create_dev_pki(tmp / "pki", tmp / "certs", STATES, now=datetime.now(UTC) - timedelta(days=1))
+    (tmp / "routing.toml").write_text("".join(f"[states.{s}]\n" for s in STATES))
+    env = Env(f"amqp://guest:guest@127.0.0.1:5672/{vhost}", vhost, tmp, pki)
+    signers = {s: Signer.from_files(pki.key_path(s), pki.cert_path(s)) for s in STATES}
+    for i in range(count):
+        sender, destination = STATES[i % 5], STATES[(i + 1) % 5]
+        message_id = str(uuid.uuid4())
+        root = samples.trace_request(
+            sender,
+            exports=[(sender, destination, "2019-06-14")],
+            message_id=message_id,
+            serial=f"B{i:07d}",
+            notes=PADDING,
+        )
+        env.bodies.append((sender, message_id, signers[sender].sign(root)))
+    return env
+
+
+class Probe:
+    """Publishes requests and times each until its Delivery reaches the destination."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sent_at: dict[str, float] = {}
+        self.latency: dict[str, float] = {}
+        self.done = asyncio.Event()
+        self.arrived: dict[str, asyncio.Event] = {}
+        self.expected = 0
+        self._connection: Any = None
+        self._channel: Any = None
+
+    async def start(self, delivery_key: Callable[[aio_pika.abc.AbstractIncomingMessage], str]) -> None:
+        """Connect and consume every outbound queue (receipts are drained, deliveries timed)."""
+        self._connection = await aio_pika.connect(self.url)
+        self._channel = await self._connection.channel(publisher_confirms=True)
+        consume = await self._connection.channel()
+        await consume.set_qos(prefetch_count=500)
+        for state in STATES:
+            queue = await consume.declare_queue(f"itrace.outbound.{state}", durable=True, passive=True)
+
+            async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                key = delivery_key(message)
+                if key and key in self.sent_at and key not in self.latency:
+                    self.latency[key] = time.perf_counter() - self.sent_at[key]
+                    self.arrived.setdefault(key, asyncio.Event()).set()
+                    if len(self.latency) >= self.expected:
+                        self.done.set()
+                await message.ack()
+
+            await queue.consume(on_message)
+
+    async def publish(self, sender: str, message_id: str, body: bytes) -> None:
+        """Publish one request with a confirm."""
+        exchange = await self._channel.get_exchange("itrace.inbound", ensure=False)
+        self.sent_at[message_id] = time.perf_counter()
+        await exchange.publish(
+            aio_pika.Message(
+                body,
+                message_id=message_id,
+                content_type="application/xml",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=sender,
+        )
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._connection is not None:
+            await self._connection.close()
+
+
+async def closed_loop(probe: Probe, bodies: list[tuple[str, str, bytes]], in_flight: int, seconds: float) -> float:
+    """Keep `in_flight` requests outstanding for `seconds`; returns deliveries per second."""
+    window = asyncio.Semaphore(in_flight)
+    probe.expected = len(bodies)
+    started = time.perf_counter()
+    position = 0
+
+    async def waiter(key: str) -> None:
+        await probe.arrived.setdefault(key, asyncio.Event()).wait()
+        window.release()
+
+    waiters = []
+    while time.perf_counter() - started < seconds and position < len(bodies):
+        await window.acquire()
+        sender, key, body = bodies[position]
+        position += 1
+        await probe.publish(sender, key, body)
+        waiters.append(asyncio.create_task(waiter(key)))
+    elapsed = time.perf_counter() - started
+    done = sum(1 for _, key, _ in bodies[:position] if key in probe.latency)
+    for task in waiters:
+        task.cancel()
+    return done / elapsed
+
+
+async def open_loop(probe: Probe, bodies: list[tuple[str, str, bytes]], rate: float, seconds: float) -> list[float]:
+    """Offer `rate` requests/s for `seconds`; returns the latencies (ms) of those delivered within 10 s after."""
+    count = min(len(bodies), int(rate * seconds))
+    chosen = bodies[:count]
+    probe.expected = len(probe.latency) + count
+    started = time.perf_counter()
+    for i, (sender, key, body) in enumerate(chosen):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await probe.publish(sender, key, body)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(probe.done.wait(), timeout=10)
+    return [probe.latency[key] * 1000 for _, key, _ in chosen if key in probe.latency]
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def _trace_of_delivery(message: aio_pika.abc.AbstractIncomingMessage) -> str:
+    """The request a Delivery carries (its TraceId is the request's MessageId)."""
+    if message.type != "Delivery":
+        return ""
+    root = etree.fromstring(message.body)
+    return root.findtext(f"{T}Header/{T}TraceId") or ""
+
+
+async def run_tracegate(env: Env, db: str, seconds: float, rate: float) -> dict[str, Any]:
+    """Serve, then saturation (16 in flight) and a fixed offered load; figures for tracegate."""
+    url = (
+        f"sqlite+aiosqlite:///{env.tmp / 'bench.db'}"
+        if db == "sqlite"
+        else ("postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    )
+    (env.tmp / "none.toml").write_text("[tracegate]\n")
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    variables = {
+        **os.environ,
+        "TRACEGATE_CONFIG": str(env.tmp / "none.toml"),
+        "TRACEGATE_BROKER_URL": env.url,
+        "TRACEGATE_DATABASE_URL": url,
+        "TRACEGATE_DATABASE_SCHEMA": schema if db != "sqlite" else "",
+        "TRACEGATE_ROUTING_TABLE": str(env.tmp / "routing.toml"),
+        "TRACEGATE_TRUST_DIR": str(env.pki.trust_dir),
+        "TRACEGATE_GATEWAY_KEY": str(env.pki.gateway_key_path),
+        "TRACEGATE_GATEWAY_CERT": str(env.pki.gateway_cert_path),
+        "TRACEGATE_LOG_LEVEL": "warning",
+    }
+    log = (env.tmp / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve"], env=variables, stdout=log, stderr=subprocess.STDOUT
+    )
+    probe = Probe(env.url)
+    try:
+        await _until_declared(env.url)
+        await probe.start(_trace_of_delivery)
+        half = len(env.bodies) // 2
+        saturated = await closed_loop(probe, env.bodies[:half], 16, seconds)
+        at_saturation = [v * 1000 for v in probe.latency.values()]
+        probe.done.clear()
+        fixed = await open_loop(probe, env.bodies[half:], rate, min(seconds, 10))
+        return {
+            "tracegate_msgs_per_s": saturated,
+            "p50_ms_at_saturation": percentile(at_saturation, 50),
+            "p99_ms_at_saturation": percentile(at_saturation, 99),
+            "p50_ms_at_200": percentile(fixed, 50),
+            "p99_ms_at_200": percentile(fixed, 99),
+            "delivered_at_200": len(fixed),
+            "offered_at_200": int(rate * min(seconds, 10)),
+        }
+    finally:
+        await probe.close()
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=60)
+        log.close()
+
+
+async def run_null_relay(env: Env, seconds: float) -> float:
+    """The trivial relay on the same topology; returns deliveries per second with 16 in flight."""
+    connection = await aio_pika.connect(env.url)
+    channel = await connection.channel()
+    publish = await connection.channel(publisher_confirms=True)
+    exchange = await channel.declare_exchange("itrace.inbound", aio_pika.ExchangeType.DIRECT, durable=True)
+    inbound = await channel.declare_queue("itrace.gateway.inbound", durable=True)
+    for state in STATES:
+        await inbound.bind(exchange, routing_key=state)
+        await channel.declare_queue(f"itrace.outbound.{state}", durable=True)
+    await channel.set_qos(prefetch_count=32)
+
+    async def relay(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        sender = STATES.index(message.routing_key or "ZA")
+        out = aio_pika.Message(
+            message.body,
+            message_id=str(uuid.uuid4()),
+            type="Delivery",
+            headers={"request": message.message_id or ""},
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        receipt = aio_pika.Message(message.body[:1500], type="Receipt", delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        await asyncio.gather(
+            publish.default_exchange.publish(out, routing_key=f"itrace.outbound.{STATES[(sender + 1) % 5]}"),
+            publish.default_exchange.publish(receipt, routing_key=f"itrace.outbound.{message.routing_key}"),
+        )
+        await message.ack()
+
+    await inbound.consume(relay)
+    probe = Probe(env.url)
+    await probe.start(lambda message: str((message.headers or {}).get("request", "")))
+    bodies = [(sender, str(uuid.uuid4()), body) for _ in range(40) for sender, _, body in env.bodies[:500]]
+    try:
+        return await closed_loop(probe, bodies, 16, seconds)
+    finally:
+        await probe.close()
+        await connection.close()
+
+
+async def _until_declared(url: str) -> None:
+    """Wait until `tracegate serve` has declared its queues."""
+    for _ in range(300):
+        with contextlib.suppress(Exception):
+            connection = await aio_pika.connect(url)
+            try:
+                channel = await connection.channel()
+                await channel.declare_queue("itrace.outbound.ZA", passive=True)
+                return
+            finally:
+                await connection.close()
+        await asyncio.sleep(0.2)
+    raise RuntimeError("tracegate serve did not declare its topology")
+
+
+async def profile_stages(env: Env, count: int = 300) -> dict[str, float]:
+    """Per-stage CPU cost (ms per message) from a cProfile of the pipeline on `count` of the same requests."""
+    from bench.stages import profile
+
+    return await profile(env, count)
+
+
+async def main(seconds: float = 20.0, rate: float = 200.0, db: str = "sqlite") -> dict[str, Any]:
+    """The whole harness; prints a table and returns the figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        estimate = int(seconds * 400 + rate * min(seconds, 10)) + 600
+        env = make_env(Path(tmp), estimate)
+        try:
+            null = await run_null_relay(env, seconds)
+            env.close()
+            env = Env(env.url.replace(env.vhost, env.vhost + "-g"), env.vhost + "-g", env.tmp, env.pki, env.bodies)
+            _ctl("add_vhost", env.vhost)
+            _ctl("set_permissions", "-p", env.vhost, "guest", ".*", ".*", ".*")
+            figures = await run_tracegate(env, db, seconds, rate)
+            stages = await profile_stages(env)
+        finally:
+            env.close()
+    return {
+        "null_relay_msgs_per_s": null,
+        **figures,
+        "ratio": figures["tracegate_msgs_per_s"] / null,
+        "db": db,
+        "seconds": seconds,
+        "stages_ms_per_message": stages,
+        "body_bytes": int(statistics.mean(len(b) for _, _, b in env.bodies[:50])),
+    }
