@@ -1,6 +1,7 @@
 """`python -m bench [--db sqlite|postgresql] [--seconds S]`: tracegate beside the null relay, same run.
 
-Also `python -m bench audit [--records N]` (audit verification rate) and `python -m bench chaos` (faults).
+Also `python -m bench audit` (audit verification rate), `python -m bench scale` (cost as work grows) and
+`python -m bench chaos` (faults).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def main() -> None:
     chaos.add_argument("--kills", type=int, default=3)
     chaos.add_argument("--broker-restarts", type=int, default=1)
     chaos.add_argument("--drops", type=int, default=2)
+    scale = sub.add_parser("scale", help="deadline scan at 10k/100k/1M traces; routing with 249 states")
+    scale.add_argument("--largest", type=int, default=1_000_000)
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.which == "chaos":
@@ -63,6 +66,11 @@ def main() -> None:
         from bench.chaos import run as chaos_run
 
         report(asyncio.run(chaos_run(args.messages, args.kills, args.broker_restarts, args.drops)))
+    elif args.which == "scale":
+        from bench.scale import main as scale_run
+
+        sizes = tuple(n for n in (10_000, 100_000, 1_000_000) if n <= args.largest)
+        (RESULTS / "scale.json").write_text(json.dumps(asyncio.run(scale_run(sizes)), indent=2, default=str))
     elif args.which == "audit":
         from bench.audit_verify import main as audit_run
 
