@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import event, insert, or_, select, update
+from sqlalchemy import event, insert, literal, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -297,7 +297,8 @@ class Transaction:
         """Pending notices whose time has come, oldest first (locked, skipping rows another gateway holds)."""
         q = (
             select(deadlines)
-            .where(deadlines.c.status == "pending", deadlines.c.fire_at <= now)
+            # A literal, not a bound parameter: the planner must see it matches the partial index's predicate.
+            .where(deadlines.c.status == literal("pending", literal_execute=True), deadlines.c.fire_at <= now)
             .order_by(deadlines.c.fire_at, deadlines.c.id)
             .limit(limit)
         )
