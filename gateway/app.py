@@ -94,6 +94,7 @@ class Gateway:
         self.store = Store(settings.database_url, schema=settings.database_schema or None)
         self.broker = AmqpBroker(
             settings.broker_url,
+            user_prefix=settings.broker_user_prefix,
             prefetch=settings.prefetch,
             queue_type=settings.queue_type,
             delivery_limit=settings.delivery_limit,

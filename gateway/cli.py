@@ -245,3 +245,7 @@ cli.add_command(audit)
 from gateway.cli_deadletters import dead_letters  # noqa: E402
 
 cli.add_command(dead_letters)
+
+from gateway.cli_topology import topology  # noqa: E402
+
+cli.add_command(topology)

@@ -33,11 +33,20 @@ def outbound_queue(state: str) -> str:
 class AmqpBroker:
     """One robust connection, a confirming publisher channel and a consumer channel."""
 
-    def __init__(self, url: str, *, prefetch: int = 32, queue_type: str = "classic", delivery_limit: int = 5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefetch: int = 32,
+        queue_type: str = "classic",
+        delivery_limit: int = 5,
+        user_prefix: str = "npc-",
+    ) -> None:
         self.url = url
         self.prefetch = prefetch
         self.queue_type = queue_type
         self.delivery_limit = delivery_limit
+        self.user_prefix = user_prefix
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractRobustChannel | None = None
         self._consume_channel: AbstractRobustChannel | None = None
@@ -94,6 +103,14 @@ class AmqpBroker:
                 outbound_queue(state), durable=True, arguments={"x-queue-type": self.queue_type}
             )
 
+    def _state_of(self, user_id: str | None) -> str | None:
+        """The state a broker-validated user speaks for: `npc-ZA` is ZA (a user named by its code alone is too)."""
+        if not user_id:
+            return None
+        return (
+            user_id[len(self.user_prefix) :] if self.user_prefix and user_id.startswith(self.user_prefix) else user_id
+        )
+
     def _attempt(self, message: AbstractIncomingMessage) -> int:
         """Which delivery this is: quorum queues count them; classic queues only say "redelivered"."""
         count = (message.headers or {}).get("x-delivery-count")
@@ -118,7 +135,7 @@ class AmqpBroker:
             inbound = Inbound(
                 body=message.body,
                 routing_key=message.routing_key or "",
-                user_id=message.user_id,
+                user_id=self._state_of(message.user_id),
                 message_id=message.message_id,
                 redelivered=bool(message.redelivered),
                 attempt=self._attempt(message),
