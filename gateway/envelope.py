@@ -25,7 +25,6 @@ def _parser() -> etree.XMLParser:
         dtd_validation=False,
         huge_tree=False,
         remove_blank_text=False,
-        collect_ids=False,
     )
 
 
@@ -57,19 +56,33 @@ def _check_encoding(body: bytes) -> None:
 
 
 def _parse(body: bytes) -> etree._ElementTree:
-    """Parse with the hardened parser; a syntax error is MALFORMED_XML with the parser's position."""
+    """Parse with the hardened parser; a syntax error is MALFORMED_XML with its position and kind, never its text."""
     if not body.strip():
         raise Refused(ErrorCode.MALFORMED_XML, "the body is empty")
+    if b"<!DOCTYPE" in body:
+        # Refused before libxml2 sees it: no DTD, internal or external, is ever read or resolved.
+        raise Refused(ErrorCode.FORBIDDEN_XML, "a document type declaration (DTD) is not allowed")
     try:
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as err:
-        msg = str(err.msg or "syntax error").split(",")[0]
-        if "Entity" in msg or "entity" in msg:
+        kind = _error_kind(err)
+        if "entity" in kind:
             raise Refused(ErrorCode.FORBIDDEN_XML, "entity references are not allowed") from err
-        raise Refused(ErrorCode.MALFORMED_XML, f"not well-formed XML at line {err.lineno}: {msg}") from err
+        where = f"line {err.lineno}, column {err.offset}" if err.offset else f"line {err.lineno}"
+        raise Refused(ErrorCode.MALFORMED_XML, f"not well-formed XML at {where}: {kind}") from err
     if root is None:
         raise Refused(ErrorCode.MALFORMED_XML, "no root element")
     return root.getroottree()
+
+
+_ERROR_NAMES = {v: k for k, v in vars(etree.ErrorTypes).items() if k.startswith("ERR_") and isinstance(v, int)}
+
+
+def _error_kind(err: etree.XMLSyntaxError) -> str:
+    """libxml2's name for the error (e.g. "tag name mismatch"): a fixed vocabulary, so no payload text leaks."""
+    code = int(getattr(err, "code", 0) or 0)  # lxml's stubs omit `code`
+    name = str(_ERROR_NAMES.get(code, "ERR_SYNTAX"))
+    return name.removeprefix("ERR_").replace("_", " ").lower()
 
 
 def _check_forbidden(tree: etree._ElementTree) -> None:
