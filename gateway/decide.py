@@ -14,6 +14,7 @@ from lxml import etree
 from gateway import compose, lifecycle
 from gateway.deadlines import ALL_NOTICES, DeadlinePolicy, PlannedNotice, is_overdue, notices_for, plan, settled_by
 from gateway.errors import ErrorCode, Refused
+from gateway.lifecycle import article
 from gateway.messages import read_restrictions, read_trace_request, text
 from gateway.model import NS, Header, Route, Rule, Trace, TraceRequestInfo, TraceStatus
 from gateway.routing.rules import route
@@ -109,7 +110,7 @@ async def decide(
 async def _trace_of(tx: Transaction, header: Header, kind: str) -> Trace:
     """The trace a message names, or UNKNOWN_TRACE."""
     if header.trace_id is None:
-        raise Refused(ErrorCode.UNKNOWN_TRACE, f"a {kind} must name its trace in Header/TraceId")
+        raise Refused(ErrorCode.UNKNOWN_TRACE, f"{article(kind)} must name its trace in Header/TraceId")
     trace = await tx.get_trace(header.trace_id)
     if trace is None:
         raise Refused(ErrorCode.UNKNOWN_TRACE, f"no trace {header.trace_id} is known to the switch")

@@ -55,11 +55,27 @@ def _check_encoding(body: bytes) -> None:
         raise Refused(ErrorCode.MALFORMED_XML, f"the body is not valid UTF-8 (byte offset {err.start})") from err
 
 
+def _prolog_declares_doctype(body: bytes) -> bool:
+    """Whether a `<!DOCTYPE` stands in the prolog (the only place one can), past declarations, PIs and comments."""
+    i = 3 if body.startswith(b"\xef\xbb\xbf") else 0
+    while (start := body.find(b"<", i)) >= 0:
+        if body.startswith(b"<?", start):
+            end, skip = body.find(b"?>", start + 2), 2
+        elif body.startswith(b"<!--", start):
+            end, skip = body.find(b"-->", start + 4), 3
+        else:
+            return body.startswith(b"<!DOCTYPE", start)
+        if end < 0:
+            return False
+        i = end + skip
+    return False
+
+
 def _parse(body: bytes) -> etree._ElementTree:
     """Parse with the hardened parser; a syntax error is MALFORMED_XML with its position and kind, never its text."""
     if not body.strip():
         raise Refused(ErrorCode.MALFORMED_XML, "the body is empty")
-    if b"<!DOCTYPE" in body:
+    if _prolog_declares_doctype(body):
         # Refused before libxml2 sees it: no DTD, internal or external, is ever read or resolved.
         raise Refused(ErrorCode.FORBIDDEN_XML, "a document type declaration (DTD) is not allowed")
     try:

@@ -68,7 +68,7 @@ def apply(trace: Trace, kind: str, sender: str) -> Transition:
     """The transition `kind` from `sender` makes, or `Refused` with the code that says why not."""
     rule = RULES.get(kind)
     if rule is None:
-        raise Refused(ErrorCode.NOT_AUTHORIZED, f"{_a(kind)} does not belong to a trace")
+        raise Refused(ErrorCode.NOT_AUTHORIZED, f"{article(kind)} does not belong to a trace")
     allowed_role, allowed_states, target = rule
     role = role_of(trace, sender)
     if role is None:
@@ -76,12 +76,13 @@ def apply(trace: Trace, kind: str, sender: str) -> Transition:
     if allowed_role is not Role.EITHER and role is not allowed_role:
         raise Refused(
             ErrorCode.NOT_AUTHORIZED,
-            f"only the {allowed_role.value} state ({_holder(trace, allowed_role)}) may send {_a(kind)} in this trace",
+            f"only the {allowed_role.value} state ({_holder(trace, allowed_role)}) "
+            f"may send {article(kind)} in this trace",
         )
     if trace.status not in allowed_states:
         raise Refused(
             ErrorCode.INVALID_STATE,
-            f"{_a(kind)} is not allowed while the trace is {trace.status.value}: {_HINTS[kind]}",
+            f"{article(kind)} is not allowed while the trace is {trace.status.value}: {_HINTS[kind]}",
         )
     return Transition(status=target or trace.status, recipient=trace.counterpart(sender), role=role)
 
@@ -91,6 +92,6 @@ def _holder(trace: Trace, role: Role) -> str:
     return trace.requester if role is Role.REQUESTING else trace.party
 
 
-def _a(kind: str) -> str:
+def article(kind: str) -> str:
     """The message type with its article: "an Acknowledgement", "a Refusal"."""
     return f"an {kind}" if kind[0] in "AEIOU" else f"a {kind}"
