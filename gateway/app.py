@@ -24,7 +24,7 @@ from gateway.routing.table import RoutingTable, load_table
 from gateway.scheduler import Scheduler
 from gateway.schemas import SchemaSet
 from gateway.settings import Settings
-from gateway.signatures import Signer
+from gateway.signatures import Signer, check_libxml2_pairing
 from gateway.store import Store
 from gateway.trust import TrustStore
 
@@ -48,6 +48,7 @@ class Parts:
 
 def load_parts(settings: Settings) -> Parts:
     """Load trust material, the routing table, the XSDs and the gateway's key; fail with a clear error."""
+    check_libxml2_pairing()
     trust = TrustStore.load(settings.trust_dir)
     table = load_table(settings.routing_table, trusted=trust.states())
     for path in (settings.gateway_key, settings.gateway_cert):
@@ -100,14 +101,14 @@ class Gateway:
             delivery_limit=settings.delivery_limit,
         )
         self.relay = OutboxRelay(self.store, self.broker, clock, batch=settings.relay_batch)
-        self.pipeline = build_pipeline(settings, self.parts, self.store, clock, on_commit=self.relay.wake)
+        self.store.on_queued = self.relay.hand_over  # committed rows go to the relay without a read-back
+        self.pipeline = build_pipeline(settings, self.parts, self.store, clock)
         self.scheduler = Scheduler(
             self.store,
             self.parts.signer,
             self.parts.table,
             clock,
             interval=settings.scheduler_interval_seconds,
-            on_commit=self.relay.wake,
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import structlog
@@ -38,8 +38,11 @@ def seal(signer: Signer, table: RoutingTable, kind: str, recipient: str, root: e
 class OutboxRelay:
     """Moves outbox rows to the broker; a row is marked sent only after the broker confirmed it.
 
-    A crash between the confirm and the mark re-sends the row with the same MessageId, which a
-    recipient drops as a repeat: at-least-once on the wire, exactly-once in effect.
+    Rows a commit wrote are handed over in memory (`hand_over`) and published at once, each with its own
+    confirm, many in flight; their sent marks ride on the next commit. The database is read for unsent rows
+    on start, when woken, after a fault and every `idle_poll` seconds: rows of an earlier run, or of a commit
+    whose hand-over was lost. A crash between the confirm and the mark re-sends the row with the same
+    MessageId, which a recipient drops as a repeat: at-least-once on the wire, exactly-once in effect.
     """
 
     def __init__(
@@ -50,36 +53,88 @@ class OutboxRelay:
         *,
         batch: int = 200,
         idle_poll: float = 1.0,
+        mark_delay: float = 0.2,
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._clock = clock
         self._batch = batch
         self._idle_poll = idle_poll
+        self._mark_delay = mark_delay
         self._wake = asyncio.Event()
         self._stopping = False
+        self._ready: deque[OutboxMessage] = deque()
+        self._held: set[int] = set()  # handed over or being published, not yet confirmed
+        self._sending: set[asyncio.Task[None]] = set()
+        self._poll_due = True
+        self._paused_until = 0.0
 
     def wake(self) -> None:
-        """Tell the relay new rows were committed."""
+        """Tell the relay rows were committed that were not handed over: it reads the database."""
+        self._poll_due = True
+        self._wake.set()
+
+    def hand_over(self, rows: Sequence[OutboxMessage]) -> None:
+        """Rows just committed (with their ids): publish them without reading them back."""
+        for row in rows:
+            if row.id not in self._held:
+                self._held.add(row.id)
+                self._ready.append(row)
         self._wake.set()
 
     async def run(self) -> None:
         """Relay until `stop`; a broker fault pauses and retries without losing rows."""
+        loop = asyncio.get_running_loop()
         while not self._stopping:
+            self._wake.clear()
+            if self._poll_due and loop.time() >= self._paused_until:
+                self._poll_due = False
+                try:
+                    self.hand_over(await self._store.unsent(self._batch))
+                except TransientError as err:
+                    log.warning("relay paused", error=str(err))
+                    self._pause()
+            while self._ready and loop.time() >= self._paused_until and not self._stopping:
+                task = asyncio.create_task(self._send(self._ready.popleft()))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+            timeout = self._mark_delay if self._store.marks_waiting else self._idle_poll
+            if self._paused_until > loop.time():
+                timeout = min(timeout, self._paused_until - loop.time())
             try:
-                sent = await self.relay_once()
-            except (PublishFailed, TransientError) as err:
-                log.warning("relay paused", error=str(err))
-                sent = 0
-                await asyncio.sleep(min(self._idle_poll, 1.0))
-            if sent == 0 and not self._stopping:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle_poll)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            except TimeoutError:
+                self._poll_due = True
+                await self._write_marks()
+
+    def _pause(self) -> None:
+        """After a fault: publish nothing for a second, then read the database again."""
+        self._paused_until = asyncio.get_running_loop().time() + min(self._idle_poll, 1.0)
+        self._poll_due = True
+
+    async def _send(self, row: OutboxMessage) -> None:
+        """Publish one row; on the confirm, note it for marking; on a fault, leave it unsent for a later poll."""
+        try:
+            await self._publish(row)
+        except PublishFailed as err:
+            log.warning("relay paused", error=str(err))
+            self._held.discard(row.id)
+            self._pause()
+            self._wake.set()
+            return
+        self._store.sent_later([row.id], self._clock())
+        self._held.discard(row.id)
+
+    async def _write_marks(self) -> None:
+        """Mark confirmed rows sent when no commit has carried the marks for a while."""
+        try:
+            await self._store.write_sent_marks()
+        except TransientError as err:
+            log.warning("sent marks postponed", error=str(err))
 
     async def relay_once(self) -> int:
-        """Publish one batch of unsent rows; returns how many the broker confirmed."""
-        rows = await self._store.unsent(self._batch)
+        """Publish one batch of unsent rows read from the database; returns how many the broker confirmed."""
+        rows = [row for row in await self._store.unsent(self._batch) if row.id not in self._held]
         if not rows:
             return 0
         results = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
@@ -95,10 +150,15 @@ class OutboxRelay:
         await self._publisher.publish(row.queue, row.body, message_id=row.message_id, kind=row.kind)
 
     async def drain(self, timeout: float = 10.0) -> None:
-        """Relay what is left, then stop (used on SIGTERM)."""
+        """Finish what is in flight, relay what is left, mark it sent, then stop (used on SIGTERM)."""
         self._stopping = True
         self._wake.set()
         deadline = asyncio.get_running_loop().time() + timeout
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=timeout)
+        self._ready.clear()
+        self._held.clear()
+        await self._write_marks()
         while asyncio.get_running_loop().time() < deadline:
             try:
                 if await self.relay_once() == 0:
@@ -107,6 +167,6 @@ class OutboxRelay:
                 await asyncio.sleep(0.2)
 
     def stop(self) -> None:
-        """Stop after the current batch."""
+        """Stop after the current turn."""
         self._stopping = True
         self._wake.set()

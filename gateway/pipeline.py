@@ -1,10 +1,16 @@
 """The one place the stages run in sequence: parse, validate, verify, authorize, decide, commit.
 
 A refused message takes the same path to the commit, with a `Rejection` in the outbox: the sender always hears.
+
+Group commit: the checks that need no database run as each message arrives; then the message waits for the
+committer, which decides every waiting message in arrival order inside one transaction and commits them together.
+Under load a transaction carries many messages (its statements and its commit shared by all); alone, a message
+commits at once. Each message is acknowledged only after the commit that holds it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import time
@@ -20,7 +26,7 @@ from gateway import compose
 from gateway.deadlines import DeadlinePolicy
 from gateway.decide import decide
 from gateway.envelope import Envelope, open_envelope
-from gateway.errors import ErrorCode, Refused
+from gateway.errors import ErrorCode, Refused, TransientError
 from gateway.messages import read_header
 from gateway.model import Header
 from gateway.outbox import seal
@@ -28,7 +34,7 @@ from gateway.ports import Inbound
 from gateway.routing.table import RoutingTable
 from gateway.schemas import GATEWAY_MESSAGE_TYPES, NPC_MESSAGE_TYPES, SchemaSet
 from gateway.signatures import Signer, verify
-from gateway.store import InboundRecord, OutboxMessage, Store, Transaction
+from gateway.store import Effects, InboundRecord, OutboxMessage, Store, Transaction
 from gateway.trust import TrustStore
 
 log = structlog.get_logger("tracegate.pipeline")
@@ -59,6 +65,27 @@ class Verified:
 
 
 @dataclass
+class _Waiting:
+    """A checked message waiting for the committer."""
+
+    message: Inbound
+    envelope: Envelope | None
+    checked: Verified | Refused
+    key: str
+    digest: str
+    now: datetime
+    done: asyncio.Future[Outcome]
+
+    @property
+    def trace_ids(self) -> tuple[str, ...]:
+        """The traces deciding it may read: the one it names, and the one it would open."""
+        if isinstance(self.checked, Verified):
+            header = self.checked.header
+            return tuple(t for t in (header.trace_id, header.message_id) if t)
+        return ()
+
+
+@dataclass
 class Pipeline:
     """Runs every inbound message through the stages and commits its effects in one transaction."""
 
@@ -74,7 +101,10 @@ class Pipeline:
     max_skew_seconds: float = 300
     on_commit: Callable[[], None] = lambda: None
     require_user_id: bool = False
+    max_batch: int = 64
     _known_tables: set[str] = field(default_factory=set)
+    _waiting: list[_Waiting] = field(default_factory=list)
+    _committer: asyncio.Task[None] | None = None
 
     async def handle(self, message: Inbound) -> Outcome:
         """Process one message; raises only for faults a retry may cure (`TransientError`)."""
@@ -89,18 +119,62 @@ class Pipeline:
         except Refused as refusal:
             checked = refusal
         key = (envelope.message_id if envelope else None) or message.message_id or digest
-        async with self.store.transaction() as tx:
-            if self.table.version not in self._known_tables:  # kept once, so audits can replay with it
-                await tx.remember_table(self.table.version, self.table.canonical(), now)
-            earlier = await tx.find_inbound(message.transport_sender, key[:80])
-            if earlier is not None:
-                outcome = await self._answer_again(tx, earlier, message, envelope, now)
-            else:
-                outcome = await self._commit(tx, checked, envelope, message, key[:80], digest, now)
-        self._known_tables.add(self.table.version)
+        done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        waiting = _Waiting(message, envelope, checked, key[:80], digest, now, done)
+        self._waiting.append(waiting)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting(), name="group-commit")
+        outcome = await waiting.done
         self.on_commit()
         log.info("message", ms=round((time.perf_counter() - started) * 1000, 2), **outcome.__dict__)
         return outcome
+
+    async def _commit_waiting(self) -> None:
+        """Commit the waiting messages, up to `max_batch` per transaction, until none wait."""
+        while self._waiting:
+            batch = self._waiting[: self.max_batch]
+            del self._waiting[: len(batch)]
+            await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[_Waiting]) -> None:
+        """Decide and commit `batch` in one transaction; every message learns its outcome or the fault.
+
+        A database fault fails them all (nothing was committed; each is retried). Any other fault is isolated:
+        each message is committed again on its own, so one message that cannot be processed holds up no other.
+        """
+        try:
+            async with self.store.transaction() as tx:
+                await tx.prefetch(
+                    [(w.message.transport_sender, w.key) for w in batch], (t for w in batch for t in w.trace_ids)
+                )
+                if self.table.version not in self._known_tables:  # kept once, so audits can replay with it
+                    await tx.remember_table(self.table.version, self.table.canonical(), batch[0].now)
+                outcomes = [await self._decide_one(tx, w) for w in batch]
+        except TransientError as err:
+            for w in batch:
+                if not w.done.done():
+                    w.done.set_exception(err)
+            return
+        except Exception as err:
+            if len(batch) == 1:
+                if not batch[0].done.done():
+                    batch[0].done.set_exception(err)
+                return
+            log.warning("a batch failed; committing its messages one by one", size=len(batch), error=repr(err))
+            for w in batch:
+                await self._commit_batch([w])
+            return
+        self._known_tables.add(self.table.version)
+        for w, outcome in zip(batch, outcomes, strict=True):
+            if not w.done.done():
+                w.done.set_result(outcome)
+
+    async def _decide_one(self, tx: Transaction, w: _Waiting) -> Outcome:
+        """One message of a batch: answered again if it is a repeat, otherwise decided and recorded."""
+        earlier = await tx.find_inbound(w.message.transport_sender, w.key)
+        if earlier is not None:
+            return await self._answer_again(tx, earlier, w.message, w.envelope, w.now)
+        return await self._commit(tx, w.checked, w.envelope, w.message, w.key, w.digest, w.now)
 
     async def give_up(self, message: Inbound, error: BaseException) -> None:
         """After the last attempt failed unexpectedly: record it and tell the sender; the broker keeps the message.
@@ -199,13 +273,17 @@ class Pipeline:
             rule=decision.rule,
             table_version=self.table.version,
         )
-        inbound_id = await tx.add_inbound(record)
-        if decision.trace is not None:
-            await tx.put_trace(decision.trace, new=decision.new_trace)
-            await tx.settle_notices(decision.trace.trace_id, decision.settle, now)
-            await tx.plan_notices(decision.trace.trace_id, decision.plan)
         outgoing = [self._seal(kind_, recipient, root) for kind_, recipient, root in decision.messages]
-        await tx.add_outbox(outgoing, inbound_id=inbound_id, now=now)
+        tx.record(
+            Effects(
+                record,
+                trace=decision.trace,
+                new_trace=decision.new_trace,
+                settle=frozenset(str(k) for k in decision.settle),
+                plan=tuple(decision.plan),
+                outgoing=outgoing,
+            )
+        )
         return Outcome(
             "accepted",
             kind,
@@ -245,10 +323,11 @@ class Pipeline:
             detail=refusal.detail,
             table_version=self.table.version,
         )
-        inbound_id = await tx.add_inbound(record)
+        outgoing = []
         if self.table.entry(sender) is not None:
             root = compose.rejection(now=now, rejected_id=message_id, code=refusal.code.value, detail=refusal.detail)
-            await tx.add_outbox([self._seal("Rejection", sender, root)], inbound_id=inbound_id, now=now)
+            outgoing.append(self._seal("Rejection", sender, root))
+        tx.record(Effects(record, outgoing=outgoing))
         return Outcome("refused", kind, message_id, sender, code=refusal.code.value, detail=refusal.detail)
 
     async def _answer_again(

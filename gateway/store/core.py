@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import event, insert, literal, or_, select, update
+from sqlalchemy import bindparam, event, insert, literal, or_, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -54,6 +54,18 @@ class OutboxMessage:
     body: bytes
     id: int = 0
     inbound_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Everything one decided message changes; a transaction writes the effects of many messages in bulk."""
+
+    record: InboundRecord
+    trace: Trace | None = None
+    new_trace: bool = False
+    settle: frozenset[str] = frozenset()
+    plan: Sequence[PlannedNotice] = ()
+    outgoing: Sequence[OutboxMessage] = field(default_factory=tuple)
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -113,13 +125,91 @@ def _trace_values(trace: Trace) -> dict[str, Any]:
     }
 
 
+def _message_in(record: InboundRecord, inbound_id: int) -> audit_rules.Entry:
+    """The audit entry of a received message and the decision on it."""
+    decision = {k: v for k, v in record.__dict__.items() if k not in {"body", "sha256", "received_at"}}
+    return audit_rules.Entry(
+        audit_rules.RecordType.MESSAGE_IN,
+        record.received_at,
+        {"inbound_id": inbound_id, **decision},
+        record.trace_id,
+        record.sha256,
+    )
+
+
+_TRACE_STATE = (
+    "status",
+    "requester",
+    "party",
+    "destination",
+    "rule",
+    "table_version",
+    "acknowledge_by",
+    "respond_by",
+    "restrictions",
+    "delay_reason",
+)
+
+
+def _trace_entry(trace: Trace, values: dict[str, Any], *, new: bool) -> audit_rules.Entry:
+    """The audit entry of a trace's new state."""
+    state = {k: values[k] for k in _TRACE_STATE}
+    return audit_rules.Entry(audit_rules.RecordType.TRACE, trace.updated_at, {"new": new, **state}, trace.trace_id)
+
+
+def _message_out(m: OutboxMessage, outbox_id: int, inbound_id: int | None, now: datetime) -> audit_rules.Entry:
+    """The audit entry of a gateway message queued for sending."""
+    return audit_rules.Entry(
+        audit_rules.RecordType.MESSAGE_OUT,
+        now,
+        {
+            "outbox_id": outbox_id,
+            "message_id": m.message_id,
+            "recipient": m.recipient,
+            "kind": m.kind,
+            "inbound_id": inbound_id,
+        },
+        m.trace_id,
+        hashlib.sha256(m.body).hexdigest(),
+    )
+
+
+def _outbox_row(m: OutboxMessage, inbound_id: int | None, now: datetime) -> dict[str, Any]:
+    """Column values of an outbox row."""
+    return {
+        "message_id": m.message_id,
+        "recipient": m.recipient,
+        "queue": m.queue,
+        "kind": m.kind,
+        "trace_id": m.trace_id,
+        "inbound_id": inbound_id,
+        "body": m.body,
+        "created_at": now,
+    }
+
+
+_INSERT_INBOUND = insert(inbound).returning(inbound.c.id, sort_by_parameter_order=True)
+_INSERT_OUTBOX = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
+_UPDATE_TRACE = update(traces).where(traces.c.trace_id == bindparam("b_trace_id"))
+
+
 class Transaction:
-    """One unit of work: reads and writes that commit together or not at all."""
+    """One unit of work: reads and writes that commit together or not at all.
+
+    Decided messages are `record`ed and written in bulk when the transaction flushes (before any read that
+    could see them, and at commit): a batch of messages costs a handful of statements, not a handful each.
+    Traces read or written in the transaction are kept, so a later message of the batch sees the earlier ones.
+    """
 
     def __init__(self, conn: AsyncConnection, locking: bool) -> None:
         self._conn = conn
         self._locking = locking
         self._audit: list[audit_rules.Entry] = []
+        self._pending: list[Effects] = []
+        self._pending_keys: set[tuple[str, str]] = set()
+        self._known: dict[tuple[str, str], Row[Any] | None] = {}
+        self._traces: dict[str, Trace | None] = {}
+        self.queued: list[OutboxMessage] = []  # outbox rows written here, with their ids: the relay's after commit
 
     def audit(self, entry: audit_rules.Entry) -> None:
         """Add an audit record; it joins the chain when this transaction commits."""
@@ -127,6 +217,7 @@ class Transaction:
 
     async def chain_head(self) -> tuple[int, str, str] | None:
         """(seq, hash, type) of the chain's last record, locked for this transaction; None for an empty chain."""
+        await self.flush()
         q = select(audit_head).where(audit_head.c.id == 1)
         if self._locking:
             q = q.with_for_update()
@@ -138,6 +229,7 @@ class Transaction:
 
     async def flush_audit(self) -> audit_rules.Record | None:
         """Chain this transaction's audit records after the head, under the head's lock; returns the last one."""
+        await self.flush()
         if not self._audit:
             return None
         q = select(audit_head).where(audit_head.c.id == 1)
@@ -157,100 +249,160 @@ class Transaction:
         self._audit.clear()
         return last
 
+    async def prefetch(self, keys: Sequence[tuple[str, str]], trace_ids: Iterable[str]) -> None:
+        """Read, in two statements, the earlier messages and the traces a batch of messages will look up."""
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._known and k not in self._pending_keys]
+        if wanted:
+            q = select(inbound).where(tuple_(inbound.c.sender, inbound.c.dedup_key).in_(wanted))
+            found = {(r.sender, r.dedup_key): r for r in (await self._conn.execute(q)).all()}
+            for k in wanted:
+                self._known[k] = found.get(k)
+        ids = [t for t in dict.fromkeys(trace_ids) if t and t not in self._traces]
+        if ids:
+            q2 = select(traces).where(traces.c.trace_id.in_(ids))
+            if self._locking:
+                q2 = q2.with_for_update()
+            rows = {r.trace_id: r for r in (await self._conn.execute(q2)).all()}
+            for t in ids:
+                row = rows.get(t)
+                self._traces[t] = trace_from_row(row) if row is not None else None
+
     async def find_inbound(self, sender: str, dedup_key: str) -> Row[Any] | None:
         """The earlier message with this (sender, key), if any."""
+        key = (sender, dedup_key)
+        if key in self._pending_keys:
+            await self.flush()
+        elif key in self._known:
+            return self._known[key]
         q = select(inbound).where(inbound.c.sender == sender, inbound.c.dedup_key == dedup_key)
         return (await self._conn.execute(q)).first()
 
     async def get_trace(self, trace_id: str) -> Trace | None:
-        """A trace, locked for this transaction where the database can lock rows."""
+        """A trace, as this transaction has it (locked where the database can lock rows)."""
+        if trace_id in self._traces:
+            return self._traces[trace_id]
         q = select(traces).where(traces.c.trace_id == trace_id)
         if self._locking:
             q = q.with_for_update()
         row = (await self._conn.execute(q)).first()
-        return trace_from_row(row) if row else None
+        trace = trace_from_row(row) if row else None
+        self._traces[trace_id] = trace
+        return trace
+
+    def record(self, effects: Effects) -> None:
+        """Queue one decided message's effects; they are written at the next flush, in the order recorded."""
+        self._pending.append(effects)
+        self._pending_keys.add((effects.record.sender, effects.record.dedup_key))
+        if effects.trace is not None:
+            self._traces[effects.trace.trace_id] = effects.trace
+
+    async def flush(self) -> None:
+        """Write every recorded effect: each table in one statement, the audit entries in the recorded order."""
+        if not self._pending:
+            return
+        effects, self._pending = self._pending, []
+        for key in self._pending_keys:
+            self._known.pop(key, None)
+        self._pending_keys.clear()
+        result = await self._conn.execute(_INSERT_INBOUND, [e.record.__dict__ for e in effects])
+        inbound_ids = [int(i) for i in result.scalars().all()]
+        values = [_trace_values(e.trace) if e.trace is not None else {} for e in effects]
+        created = [v for e, v in zip(effects, values, strict=True) if e.trace is not None and e.new_trace]
+        pairs = list(zip(effects, values, strict=True))
+        changed = [{"b_trace_id": v["trace_id"], **v} for e, v in pairs if e.trace is not None and not e.new_trace]
+        if created:
+            await self._conn.execute(insert(traces), created)
+        if changed:
+            await self._conn.execute(_UPDATE_TRACE, changed)
+        await self._write_notices(effects)
+        rows = [
+            _outbox_row(m, i, e.record.received_at)
+            for e, i in zip(effects, inbound_ids, strict=True)
+            for m in e.outgoing
+        ]
+        written = (await self._conn.execute(_INSERT_OUTBOX, rows)).scalars().all() if rows else []
+        outbox_ids = iter([int(i) for i in written])
+        for e, inbound_id, v in zip(effects, inbound_ids, values, strict=True):
+            self.audit(_message_in(e.record, inbound_id))
+            if e.trace is not None:
+                self.audit(_trace_entry(e.trace, v, new=e.new_trace))
+            for m in e.outgoing:
+                outbox_id = next(outbox_ids)
+                self.audit(_message_out(m, outbox_id, inbound_id, e.record.received_at))
+                self.queued.append(replace(m, id=outbox_id, inbound_id=inbound_id))
+
+    async def _write_notices(self, effects: Sequence[Effects]) -> None:
+        """Settle and plan deadline notices as if message by message: a later message settles what an earlier
+        one of the batch planned (in memory), and what was pending before the batch (one statement per kind set)."""
+        planned: list[dict[str, Any]] = []
+        settled: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for e in effects:
+            if e.trace is None:
+                continue
+            trace_id, now = e.trace.trace_id, e.record.received_at
+            if e.settle:
+                for row in planned:
+                    if row["trace_id"] == trace_id and row["status"] == "pending" and row["kind"] in e.settle:
+                        row.update(status="cancelled", settled_at=now)
+                settled.setdefault(e.settle, []).append({"b_trace_id": trace_id, "b_at": now})
+            planned.extend(
+                {
+                    "trace_id": trace_id,
+                    "kind": p.kind.value,
+                    "fire_at": p.fire_at,
+                    "due_at": p.due_at,
+                    "status": "pending",
+                    "settled_at": None,
+                }
+                for p in e.plan
+            )
+        for kinds, params in settled.items():
+            statement = (
+                update(deadlines)
+                .where(
+                    deadlines.c.trace_id == bindparam("b_trace_id"),
+                    deadlines.c.status == "pending",
+                    or_(*(deadlines.c.kind == literal(str(k)) for k in sorted(kinds))),
+                )
+                .values(status="cancelled", settled_at=bindparam("b_at"))
+            )
+            await self._conn.execute(statement, params)
+        if planned:
+            await self._conn.execute(insert(deadlines), planned)
 
     async def add_inbound(self, record: InboundRecord) -> int:
-        """Store a received message and the decision on it; returns its id."""
+        """Store a received message and the decision on it now; returns its id."""
+        await self.flush()
         result = await self._conn.execute(insert(inbound).values(**record.__dict__).returning(inbound.c.id))
         inbound_id = int(result.scalar_one())
-        decision = {k: v for k, v in record.__dict__.items() if k not in {"body", "sha256", "received_at"}}
-        self.audit(
-            audit_rules.Entry(
-                audit_rules.RecordType.MESSAGE_IN,
-                record.received_at,
-                {"inbound_id": inbound_id, **decision},
-                record.trace_id,
-                record.sha256,
-            )
-        )
+        self.audit(_message_in(record, inbound_id))
         return inbound_id
 
     async def put_trace(self, trace: Trace, *, new: bool) -> None:
-        """Insert a new trace or update an existing one."""
+        """Insert a new trace or update an existing one, now."""
+        await self.flush()
         values = _trace_values(trace)
-        state = {
-            k: values[k]
-            for k in (
-                "status",
-                "requester",
-                "party",
-                "destination",
-                "rule",
-                "table_version",
-                "acknowledge_by",
-                "respond_by",
-                "restrictions",
-                "delay_reason",
-            )
-        }
-        self.audit(
-            audit_rules.Entry(audit_rules.RecordType.TRACE, trace.updated_at, {"new": new, **state}, trace.trace_id)
-        )
+        self.audit(_trace_entry(trace, values, new=new))
+        self._traces[trace.trace_id] = trace
         if new:
             await self._conn.execute(insert(traces).values(**values))
         else:
             await self._conn.execute(update(traces).where(traces.c.trace_id == trace.trace_id).values(**values))
 
     async def add_outbox(self, messages: Sequence[OutboxMessage], *, inbound_id: int | None, now: datetime) -> None:
-        """Queue signed messages for the relay."""
+        """Queue signed messages for the relay, now."""
         if not messages:
             return
-        rows = [
-            {
-                "message_id": m.message_id,
-                "recipient": m.recipient,
-                "queue": m.queue,
-                "kind": m.kind,
-                "trace_id": m.trace_id,
-                "inbound_id": inbound_id,
-                "body": m.body,
-                "created_at": now,
-            }
-            for m in messages
-        ]
-        ids = (
-            await self._conn.execute(insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True), rows)
-        ).scalars()
+        await self.flush()
+        rows = [_outbox_row(m, inbound_id, now) for m in messages]
+        ids = (await self._conn.execute(_INSERT_OUTBOX, rows)).scalars().all()
         for outbox_id, m in zip(ids, messages, strict=True):
-            self.audit(
-                audit_rules.Entry(
-                    audit_rules.RecordType.MESSAGE_OUT,
-                    now,
-                    {
-                        "outbox_id": outbox_id,
-                        "message_id": m.message_id,
-                        "recipient": m.recipient,
-                        "kind": m.kind,
-                        "inbound_id": inbound_id,
-                    },
-                    m.trace_id,
-                    hashlib.sha256(m.body).hexdigest(),
-                )
-            )
+            self.audit(_message_out(m, int(outbox_id), inbound_id, now))
+            self.queued.append(replace(m, id=int(outbox_id), inbound_id=inbound_id))
 
     async def answers_to(self, inbound_id: int, recipient: str) -> list[OutboxMessage]:
         """What the gateway answered the sender of an earlier message (its first answer)."""
+        await self.flush()
         q = (
             select(outbox)
             .where(outbox.c.inbound_id == inbound_id, outbox.c.recipient == recipient)
@@ -261,6 +413,7 @@ class Transaction:
 
     async def remember_table(self, version: str, content: str, now: datetime) -> None:
         """Keep a routing table version the first time it is used."""
+        await self.flush()
         q = select(routing_tables.c.version).where(routing_tables.c.version == version)
         if (await self._conn.execute(q)).first() is None:
             await self._conn.execute(insert(routing_tables).values(version=version, content=content, first_used_at=now))
@@ -276,6 +429,7 @@ class Transaction:
 
     async def plan_notices(self, trace_id: str, planned: Sequence[PlannedNotice]) -> None:
         """Store the deadline notices a delivery schedules."""
+        await self.flush()
         rows = [
             {"trace_id": trace_id, "kind": p.kind.value, "fire_at": p.fire_at, "due_at": p.due_at, "status": "pending"}
             for p in planned
@@ -285,6 +439,7 @@ class Transaction:
 
     async def settle_notices(self, trace_id: str, kinds: Iterable[str], now: datetime) -> None:
         """Cancel a trace's pending notices of `kinds`: what they were about has happened."""
+        await self.flush()
         names = [str(k) for k in kinds]
         if names:
             await self._conn.execute(
@@ -295,6 +450,7 @@ class Transaction:
 
     async def due_notices(self, now: datetime, limit: int) -> list[Row[Any]]:
         """Pending notices whose time has come, oldest first (locked, skipping rows another gateway holds)."""
+        await self.flush()
         q = (
             select(deadlines)
             # A literal, not a bound parameter: the planner must see it matches the partial index's predicate.
@@ -308,6 +464,7 @@ class Transaction:
 
     async def mark_fired(self, rows: Sequence[Row[Any]], now: datetime) -> None:
         """Record that these notices were queued for sending."""
+        await self.flush()
         ids = [r.id for r in rows]
         for r in rows:
             self.audit(
@@ -333,6 +490,7 @@ class Transaction:
         trace_id: str | None = None,
     ) -> list[Trace]:
         """A state's own traces (as requester or as requested party), filtered."""
+        await self.flush()
         return await select_traces(self._conn, state=state, role=role, status=status, since=since, trace_id=trace_id)
 
 
@@ -378,6 +536,15 @@ def _outbox_from_row(row: Row[Any]) -> OutboxMessage:
     )
 
 
+_MARK_SENT = update(outbox).where(outbox.c.id == bindparam("b_id")).values(sent_at=bindparam("b_at"))
+
+
+async def _mark_sent(conn: AsyncConnection, marks: dict[int, datetime]) -> None:
+    """Set `sent_at` on confirmed outbox rows, in one statement."""
+    if marks:
+        await conn.execute(_MARK_SENT, [{"b_id": i, "b_at": at} for i, at in marks.items()])
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     """WAL for concurrent readers; a busy timeout so a short lock waits instead of failing."""
     cursor = dbapi_conn.cursor()
@@ -401,6 +568,9 @@ class Store:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._write_lock = asyncio.Lock()
+        self._sent_marks: dict[int, datetime] = {}  # confirmed by the broker, to be marked at the next commit
+        self._marking: dict[int, datetime] = {}  # being marked by the transaction in progress
+        self.on_queued: Callable[[list[OutboxMessage]], None] | None = None
 
     async def start(self) -> None:
         """Create missing tables (and the schema, on PostgreSQL)."""
@@ -430,29 +600,60 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """A write transaction; a database fault becomes `TransientError` so the message is retried."""
+        """A write transaction; a database fault becomes `TransientError` so the message is retried.
+
+        After the commit, the outbox rows it wrote go to `on_queued` (the relay publishes them without reading
+        them back); outbox rows the broker confirmed since the last commit are marked sent in the same commit.
+        """
         async with self._write_lock:
+            marks, self._sent_marks = self._sent_marks, {}
+            self._marking = marks
             try:
                 async with self.engine.begin() as conn:
                     tx = Transaction(conn, locking=not self.is_sqlite)
                     yield tx
+                    await tx.flush()
+                    await _mark_sent(conn, marks)
                     await tx.flush_audit()
-            except (OperationalError, DBAPIError, OSError, ConnectionError) as err:
-                raise TransientError(f"database unavailable: {type(err).__name__}") from err
+            except BaseException as err:
+                self._sent_marks = {**marks, **self._sent_marks}
+                if isinstance(err, OperationalError | DBAPIError | OSError | ConnectionError):
+                    raise TransientError(f"database unavailable: {type(err).__name__}") from err
+                raise
+            finally:
+                self._marking = {}
+        if tx.queued and self.on_queued is not None:
+            self.on_queued(tx.queued)
+
+    def sent_later(self, ids: Iterable[int], now: datetime) -> None:
+        """Note rows the broker confirmed; they are marked sent with the next commit (or `write_sent_marks`)."""
+        for i in ids:
+            self._sent_marks[i] = now
+
+    @property
+    def marks_waiting(self) -> bool:
+        """Whether confirmed rows wait to be marked sent."""
+        return bool(self._sent_marks)
+
+    async def write_sent_marks(self) -> None:
+        """Mark the confirmed rows sent now, in a transaction of their own."""
+        if self._sent_marks:
+            async with self.transaction():
+                pass
 
     async def unsent(self, limit: int = 200) -> list[OutboxMessage]:
-        """Outbox rows not yet confirmed by the broker, oldest first."""
+        """Outbox rows not yet confirmed by the broker, oldest first (rows confirmed but not yet marked excluded)."""
         q = select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit)
         async with self._faults(), self.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
-        return [_outbox_from_row(r) for r in rows]
+        return [m for m in map(_outbox_from_row, rows) if m.id not in self._sent_marks and m.id not in self._marking]
 
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
         """Record that the broker confirmed these rows."""
         if not ids:
             return
         async with self._write_lock, self._faults(), self.engine.begin() as conn:
-            await conn.execute(update(outbox).where(outbox.c.id.in_(list(ids))).values(sent_at=now))
+            await _mark_sent(conn, dict.fromkeys(ids, now))
 
     async def fetch(self, query: Any) -> list[Row[Any]]:
         """Run a read-only query (administration and tests)."""

@@ -223,20 +223,27 @@ async def test_replay_of_a_message_id_with_other_content_has_no_second_effect(sw
     assert switch.take("BR") == [] and switch.take("MZ") == []
 
 
-async def test_character_references_and_prolog_extras_are_not_refused(switch: Switch) -> None:
-    """Character references in signed values, a prolog PI, comments outside the root: accepted, not FORBIDDEN_XML."""
+async def test_character_references_and_comments_outside_the_root_are_not_refused(switch: Switch) -> None:
+    """Character references in signed values, comments before and after the root: accepted, not FORBIDDEN_XML."""
     body = switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ))
     body = body.replace(b"BXK291", b"BXK&#50;&#x39;1", 1).replace(b"Glock", b"Gl&#111;ck", 1)
     declaration_end = body.index(b"?>") + 2
-    body = (
-        body[:declaration_end]
-        + b'\n<?xml-stylesheet type="text/xsl" href="view.xsl"?>\n<!-- from the national system -->\n'
-        + body[declaration_end:]
-        + b"\n<!-- end -->\n"
-    )
+    body = body[:declaration_end] + b"\n<!-- from the national system -->\n" + body[declaration_end:] + b"\n<!-- end -->\n"
     outcome = await switch.send("ZA", body)
     assert outcome.outcome == "accepted", f"{outcome.code}: {outcome.detail}"
     assert outcome.routed_to == "MZ"
+
+
+async def test_a_prolog_processing_instruction_is_signed_content(switch: Switch) -> None:
+    """URI="" signs the whole document, prolog PIs included (XML-DSig 4.4.3.2): a PI added to the prolog after
+    signing breaks the signature; it is SIGNATURE_INVALID, not FORBIDDEN_XML."""
+    pi = b'\n<?xml-stylesheet type="text/xsl" href="view.xsl"?>\n'
+    body = switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ))
+    declaration_end = body.index(b"?>") + 2
+    outcome = await switch.send("ZA", body[:declaration_end] + pi + body[declaration_end:])
+    assert outcome.code == "SIGNATURE_INVALID", outcome.detail
+    untouched = switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ))
+    assert (await switch.send("ZA", untouched)).outcome == "accepted"
 
 
 async def test_doctype_text_in_cdata_or_a_prolog_comment_is_not_a_dtd(switch: Switch) -> None:
