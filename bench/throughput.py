@@ -210,7 +210,7 @@ async def run_tracegate(env: Env, db: str, seconds: float, rate: float) -> dict[
         "TRACEGATE_TRUST_DIR": str(env.pki.trust_dir),
         "TRACEGATE_GATEWAY_KEY": str(env.pki.gateway_key_path),
         "TRACEGATE_GATEWAY_CERT": str(env.pki.gateway_cert_path),
-        "TRACEGATE_LOG_LEVEL": "warning",
+        "TRACEGATE_LOG_LEVEL": os.environ.get("BENCH_SERVE_LOG", "warning"),
     }
     log = (env.tmp / "serve.log").open("wb")
     process = subprocess.Popen(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -103,6 +104,8 @@ class Gateway:
         self.relay = OutboxRelay(self.store, self.broker, clock, batch=settings.relay_batch)
         self.store.on_queued = self.relay.hand_over  # committed rows go to the relay without a read-back
         self.pipeline = build_pipeline(settings, self.parts, self.store, clock)
+        self.crypto = ThreadPoolExecutor(max_workers=settings.crypto_threads, thread_name_prefix="crypto")
+        self.pipeline.crypto = self.crypto
         self.scheduler = Scheduler(
             self.store,
             self.parts.signer,
@@ -238,6 +241,7 @@ class Gateway:
             await write_checkpoint(self.store, self.parts.signer, self.clock())  # the last word before exit
         await self.broker.close()
         await self.store.close()
+        self.crypto.shutdown(wait=False)
         if self._health_server is not None:
             self._health_server.close()
         log.info("stopped")

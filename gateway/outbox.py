@@ -22,8 +22,11 @@ _T = f"{{{NS}}}"
 
 
 def seal(signer: Signer, table: RoutingTable, kind: str, recipient: str, root: etree._Element) -> OutboxMessage:
-    """Sign a gateway message and address it to the recipient's queue: the exact bytes that will be sent."""
-    body = signer.sign(root)
+    """Sign a gateway message and address it to the recipient's queue: the exact bytes that will be sent.
+
+    The tree is signed in place: it was built to be sent and is not used again.
+    """
+    body = signer.sign(root, in_place=True)
     entry = table.entry(recipient)
     return OutboxMessage(
         message_id=root.findtext(f"{_T}Header/{_T}MessageId") or "",

@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 import structlog
 from lxml import etree
@@ -38,6 +41,16 @@ from gateway.store import Effects, InboundRecord, OutboxMessage, Store, Transact
 from gateway.trust import TrustStore
 
 log = structlog.get_logger("tracegate.pipeline")
+_R = TypeVar("_R")
+_OWN = threading.local()  # a parser per thread, for documents the gateway itself composed
+
+
+def _own_parser() -> etree.XMLParser:
+    """This thread's parser (an lxml parser serves one thread at a time)."""
+    parser: etree.XMLParser | None = getattr(_OWN, "parser", None)
+    if parser is None:
+        parser = _OWN.parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    return parser
 
 
 @dataclass(frozen=True)
@@ -102,22 +115,18 @@ class Pipeline:
     on_commit: Callable[[], None] = lambda: None
     require_user_id: bool = False
     max_batch: int = 64
+    crypto: Executor | None = None  # threads for parsing and XML-DSig; None runs them inline
     _known_tables: set[str] = field(default_factory=set)
     _waiting: list[_Waiting] = field(default_factory=list)
     _committer: asyncio.Task[None] | None = None
+    _unsigned: list[tuple[list[OutboxMessage], list[tuple[str, str, bytes]]]] = field(default_factory=list)
 
     async def handle(self, message: Inbound) -> Outcome:
         """Process one message; raises only for faults a retry may cure (`TransientError`)."""
         started = time.perf_counter()
         now = self.clock()
         digest = hashlib.sha256(message.body).hexdigest()
-        envelope: Envelope | None = None
-        checked: Verified | Refused
-        try:
-            envelope = open_envelope(message.body, max_bytes=self.max_message_bytes)
-            checked = self._check(envelope, message, now)
-        except Refused as refusal:
-            checked = refusal
+        envelope, checked = await self._off_loop(self._open_and_check, message, now)
         key = (envelope.message_id if envelope else None) or message.message_id or digest
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         waiting = _Waiting(message, envelope, checked, key[:80], digest, now, done)
@@ -142,6 +151,8 @@ class Pipeline:
         A database fault fails them all (nothing was committed; each is retried). Any other fault is isolated:
         each message is committed again on its own, so one message that cannot be processed holds up no other.
         """
+        started = time.perf_counter()
+        self._unsigned = []
         try:
             async with self.store.transaction() as tx:
                 await tx.prefetch(
@@ -164,6 +175,7 @@ class Pipeline:
             for w in batch:
                 await self._commit_batch([w])
             return
+        log.debug("batch committed", size=len(batch), ms=round((time.perf_counter() - started) * 1000, 2))
         self._known_tables.add(self.table.version)
         for w, outcome in zip(batch, outcomes, strict=True):
             if not w.done.done():
@@ -197,6 +209,51 @@ class Pipeline:
             await self._reject(tx, refusal, kind, envelope, message, key, hashlib.sha256(message.body).hexdigest(), now)
         self.on_commit()
         log.error("message given up", kind=kind, sender=message.transport_sender, attempts=message.attempt)
+
+    async def _off_loop(self, work: Callable[..., _R], *args: Any) -> _R:
+        """Run CPU-bound work (parsing, XML-DSig) on the crypto threads if there are any; lxml and xmlsec release
+        the GIL there, so it runs beside the event loop's own work on another core."""
+        if self.crypto is None:
+            return work(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.crypto, work, *args)
+
+    def _open_and_check(self, message: Inbound, now: datetime) -> tuple[Envelope | None, Verified | Refused]:
+        """The envelope (if readable) and the verdict of every check that needs no database."""
+        envelope: Envelope | None = None
+        try:
+            envelope = open_envelope(message.body, max_bytes=self.max_message_bytes)
+            return envelope, self._check(envelope, message, now)
+        except Refused as refusal:
+            return envelope, refusal
+
+    def _seal_all(self, messages: Sequence[tuple[str, str, bytes]]) -> list[OutboxMessage]:
+        """Sign and address gateway messages, each parsed afresh here: lxml trees are modified only by the thread
+        that made them, so the crypto threads never touch a tree the event loop built."""
+        return [
+            self._seal(kind, recipient, etree.fromstring(document, _own_parser()))
+            for kind, recipient, document in messages
+        ]
+
+    def _to_sign(self, tx: Transaction, messages: Sequence[tuple[str, str, etree._Element]]) -> list[OutboxMessage]:
+        """A list the signed messages will fill before the transaction writes it: a batch is signed at once."""
+        signed: list[OutboxMessage] = []
+        self._unsigned.append((signed, [(kind, recipient, etree.tostring(root)) for kind, recipient, root in messages]))
+        tx.before_flush = self._sign_waiting
+        return signed
+
+    async def _sign_waiting(self) -> None:
+        """Sign every message decided since the last flush, split across the crypto threads."""
+        jobs, self._unsigned = self._unsigned, []
+        flat = [m for _, messages in jobs for m in messages]
+        if not flat:
+            return
+        parts = 2 if self.crypto is not None and len(flat) > 2 else 1
+        half = (len(flat) + 1) // 2
+        chunks = [flat[:half], flat[half:]] if parts == 2 else [flat]
+        done = await asyncio.gather(*(self._off_loop(self._seal_all, chunk) for chunk in chunks))
+        signed = iter([message for chunk in done for message in chunk])
+        for target, messages in jobs:
+            target.extend(next(signed) for _ in messages)
 
     def _check(self, envelope: Envelope, message: Inbound, now: datetime) -> Verified:
         """Schema, message type, signature and trust, sender identity, freshness; no database."""
@@ -273,7 +330,7 @@ class Pipeline:
             rule=decision.rule,
             table_version=self.table.version,
         )
-        outgoing = [self._seal(kind_, recipient, root) for kind_, recipient, root in decision.messages]
+        outgoing = self._to_sign(tx, decision.messages)
         tx.record(
             Effects(
                 record,
@@ -323,10 +380,10 @@ class Pipeline:
             detail=refusal.detail,
             table_version=self.table.version,
         )
-        outgoing = []
+        outgoing: list[OutboxMessage] = []
         if self.table.entry(sender) is not None:
             root = compose.rejection(now=now, rejected_id=message_id, code=refusal.code.value, detail=refusal.detail)
-            outgoing.append(self._seal("Rejection", sender, root))
+            outgoing = self._to_sign(tx, [("Rejection", sender, root)])
         tx.record(Effects(record, outgoing=outgoing))
         return Outcome("refused", kind, message_id, sender, code=refusal.code.value, detail=refusal.detail)
 

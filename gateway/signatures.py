@@ -341,11 +341,15 @@ class Signer:
         """The certificate this signer puts in KeyInfo."""
         return self._cert
 
-    def sign(self, root: etree._Element) -> bytes:
-        """The signed document, UTF-8 with an XML declaration; ds:Signature is the last child of the root."""
+    def sign(self, root: etree._Element, *, in_place: bool = False) -> bytes:
+        """The signed document, UTF-8 with an XML declaration; ds:Signature is the last child of the root.
+
+        The caller's tree stays unsigned unless `in_place` (for a tree built only to be sent, saving a copy).
+        """
         if root.get("Id") is not None or root.get("ID") is not None:
             raise ValueError('the root must not carry an Id attribute: the profile signs the whole document (URI="")')
-        root = copy.deepcopy(root)  # the caller's tree stays unsigned
+        if not in_place:
+            root = copy.deepcopy(root)
         signature = xmlsec.template.create(root, xmlsec.constants.TransformExclC14N, self._method, ns="ds")
         root.append(signature)
         reference = xmlsec.template.add_reference(signature, xmlsec.constants.TransformSha256, uri="")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -20,6 +20,7 @@ from gateway import audit as audit_rules
 from gateway.deadlines import PlannedNotice
 from gateway.errors import TransientError
 from gateway.model import Confidentiality, Deadlines, Restrictions, Rule, Trace, TraceStatus
+from gateway.store import inline
 from gateway.store.tables import audit, audit_head, deadlines, inbound, metadata, outbox, routing_tables, traces
 
 
@@ -210,6 +211,7 @@ class Transaction:
         self._known: dict[tuple[str, str], Row[Any] | None] = {}
         self._traces: dict[str, Trace | None] = {}
         self.queued: list[OutboxMessage] = []  # outbox rows written here, with their ids: the relay's after commit
+        self.before_flush: Callable[[], Awaitable[None]] | None = None  # completes recorded effects (signing)
 
     def audit(self, entry: audit_rules.Entry) -> None:
         """Add an audit record; it joins the chain when this transaction commits."""
@@ -300,6 +302,8 @@ class Transaction:
         """Write every recorded effect: each table in one statement, the audit entries in the recorded order."""
         if not self._pending:
             return
+        if self.before_flush is not None:
+            await self.before_flush()
         effects, self._pending = self._pending, []
         for key in self._pending_keys:
             self._known.pop(key, None)
@@ -550,7 +554,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={inline.BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -559,17 +563,24 @@ class Store:
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         connect_args: dict[str, Any] = {}
+        if url.startswith("sqlite+aiosqlite"):
+            connect_args["async_creator_fn"] = inline.connect
         if schema and url.startswith("postgresql"):
             connect_args["server_settings"] = {"search_path": schema}
         self.url = url
         self.schema = schema
-        self.engine: AsyncEngine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        # A SQLite file does not drop connections: no ping before each transaction (it costs a thread hop).
+        self.engine: AsyncEngine = create_async_engine(
+            url, connect_args=connect_args, pool_pre_ping=not url.startswith("sqlite")
+        )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._write_lock = asyncio.Lock()
         self._sent_marks: dict[int, datetime] = {}  # confirmed by the broker, to be marked at the next commit
         self._marking: dict[int, datetime] = {}  # being marked by the transaction in progress
+        self._commits = 0  # commits that wrote sent marks
+        self._marked: dict[int, int] = {}  # rows marked sent, with the commit that did it (for reads begun before)
         self.on_queued: Callable[[list[OutboxMessage]], None] | None = None
 
     async def start(self) -> None:
@@ -622,6 +633,9 @@ class Store:
                 raise
             finally:
                 self._marking = {}
+        if marks:
+            self._commits += 1
+            self._marked.update(dict.fromkeys(marks, self._commits))
         if tx.queued and self.on_queued is not None:
             self.on_queued(tx.queued)
 
@@ -642,11 +656,18 @@ class Store:
                 pass
 
     async def unsent(self, limit: int = 200) -> list[OutboxMessage]:
-        """Outbox rows not yet confirmed by the broker, oldest first (rows confirmed but not yet marked excluded)."""
+        """Outbox rows not yet confirmed by the broker, oldest first.
+
+        Rows confirmed but not yet marked are left out, and so are rows whose mark committed while this read
+        was under way (its snapshot may predate the mark).
+        """
+        began = self._commits
         q = select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit)
         async with self._faults(), self.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
-        return [m for m in map(_outbox_from_row, rows) if m.id not in self._sent_marks and m.id not in self._marking]
+        skip = self._sent_marks.keys() | self._marking.keys() | self._marked.keys()
+        self._marked = {i: c for i, c in self._marked.items() if c > began}  # later reads see those marks
+        return [m for m in map(_outbox_from_row, rows) if m.id not in skip]
 
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
         """Record that the broker confirmed these rows."""
