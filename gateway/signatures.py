@@ -203,12 +203,17 @@ def _the_certificate(signature: etree._Element) -> x509.Certificate:
 _HASHES = {SHA256: hashlib.sha256, SHA384: hashlib.sha384, SHA512: hashlib.sha512}
 
 
+def _dotted(version: tuple[int, ...]) -> str:
+    """(2, 14, 6) as 2.14.6."""
+    return ".".join(str(part) for part in version)
+
+
 def check_libxml2_pairing() -> None:
     """python-xmlsec and lxml must share one libxml2: a mismatch is a broken install, said at start."""
     if xmlsec.get_libxml_version() != etree.LIBXML_VERSION:
         raise ConfigurationError(
-            f"xmlsec is linked against libxml2 {xmlsec.get_libxml_version()} but lxml against "
-            f"{etree.LIBXML_VERSION}: install the xmlsec and lxml versions pinned in pyproject.toml"
+            f"xmlsec is linked against libxml2 {_dotted(xmlsec.get_libxml_version())} but lxml against "
+            f"{_dotted(etree.LIBXML_VERSION)}: install the xmlsec and lxml versions pinned in pyproject.toml"
         )
 
 

@@ -228,7 +228,9 @@ async def test_character_references_and_comments_outside_the_root_are_not_refuse
     body = switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ))
     body = body.replace(b"BXK291", b"BXK&#50;&#x39;1", 1).replace(b"Glock", b"Gl&#111;ck", 1)
     declaration_end = body.index(b"?>") + 2
-    body = body[:declaration_end] + b"\n<!-- from the national system -->\n" + body[declaration_end:] + b"\n<!-- end -->\n"
+    body = (
+        body[:declaration_end] + b"\n<!-- from the national system -->\n" + body[declaration_end:] + b"\n<!-- end -->\n"
+    )
     outcome = await switch.send("ZA", body)
     assert outcome.outcome == "accepted", f"{outcome.code}: {outcome.detail}"
     assert outcome.routed_to == "MZ"

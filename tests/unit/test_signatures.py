@@ -336,3 +336,14 @@ def test_signer_names_a_missing_key_file(tmp_path: Path, pki: DevPki, rsa_state:
     missing = tmp_path / "absent.key"
     with pytest.raises(ConfigurationError, match=r"absent\.key"):
         Signer.from_files(missing, pki.cert_path(rsa_state))
+
+
+def test_a_libxml2_mismatch_between_lxml_and_xmlsec_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    import xmlsec
+
+    from gateway.signatures import check_libxml2_pairing
+
+    check_libxml2_pairing()  # the versions installed together pair
+    monkeypatch.setattr(xmlsec, "get_libxml_version", lambda: (1, 0, 0))
+    with pytest.raises(ConfigurationError, match=r"libxml2 1\.0\.0"):
+        check_libxml2_pairing()

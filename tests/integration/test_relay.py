@@ -1,0 +1,76 @@
+"""The relay as `serve` runs it: committed rows handed over in memory, published once each, marked sent later."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from sqlalchemy import func, select
+
+from gateway import samples
+from gateway.outbox import OutboxRelay
+from gateway.ports import Inbound
+from gateway.store import outbox
+
+from .conftest import Switch
+
+TO_MZ = [("ZA", "MZ", "2019-06-14")]
+
+
+async def _until(condition: object, seconds: float = 10.0) -> None:
+    """Wait for `condition()` to hold."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def _published(switch: Switch) -> Counter[str]:
+    """How often each MessageId reached the broker."""
+    return Counter(p.message_id for queue in switch.broker.queues.values() for p in queue)
+
+
+async def test_every_committed_row_is_published_exactly_once_and_marked_sent(switch: Switch) -> None:
+    relay = OutboxRelay(switch.store, switch.broker, switch.clock, idle_poll=0.005, mark_delay=0.005)
+    switch.store.on_queued = relay.hand_over  # as `serve` wires it
+    running = asyncio.create_task(relay.run())
+    try:
+        for _ in range(6):  # rounds of concurrent messages, while the relay polls the database all the time
+            bodies = [switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ)) for _ in range(8)]
+            await asyncio.gather(*(switch.pipeline.handle(Inbound(body=b, routing_key="ZA")) for b in bodies))
+        await _until(lambda: sum(_published(switch).values()) >= 96)
+        await asyncio.sleep(0.2)
+        counts = _published(switch)
+        assert len(counts) == 96 and set(counts.values()) == {1}, counts.most_common(3)
+
+        async def unmarked() -> int:
+            rows = await switch.store.fetch(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
+            return int(rows[0][0])
+
+        for _ in range(200):
+            if await unmarked() == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert await unmarked() == 0
+    finally:
+        await relay.drain()
+        running.cancel()
+
+
+async def test_rows_the_broker_refused_are_published_when_it_is_back(switch: Switch) -> None:
+    relay = OutboxRelay(switch.store, switch.broker, switch.clock, idle_poll=0.05)
+    switch.store.on_queued = relay.hand_over
+    running = asyncio.create_task(relay.run())
+    try:
+        switch.broker.fail_publishing = True
+        body = switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ))
+        outcome = await switch.pipeline.handle(Inbound(body=body, routing_key="ZA"))
+        await asyncio.sleep(0.3)
+        assert sum(_published(switch).values()) == 0
+        assert len(await switch.store.unsent()) == 2  # kept: the Delivery and the Receipt
+        switch.broker.fail_publishing = False
+        await _until(lambda: sum(_published(switch).values()) == 2, seconds=15)
+        assert [d.find("Header/TraceId") for d in switch.take("MZ")] == [outcome.trace_id]
+    finally:
+        await relay.drain()
+        running.cancel()
