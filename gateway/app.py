@@ -104,7 +104,11 @@ class Gateway:
         self.relay = OutboxRelay(self.store, self.broker, clock, batch=settings.relay_batch)
         self.store.on_queued = self.relay.hand_over  # committed rows go to the relay without a read-back
         self.pipeline = build_pipeline(settings, self.parts, self.store, clock)
-        self.crypto = ThreadPoolExecutor(max_workers=settings.crypto_threads, thread_name_prefix="crypto")
+        self.crypto = (
+            ThreadPoolExecutor(max_workers=settings.crypto_threads, thread_name_prefix="crypto")
+            if settings.crypto_threads > 0
+            else None
+        )
         self.pipeline.crypto = self.crypto
         self.scheduler = Scheduler(
             self.store,
@@ -241,7 +245,8 @@ class Gateway:
             await write_checkpoint(self.store, self.parts.signer, self.clock())  # the last word before exit
         await self.broker.close()
         await self.store.close()
-        self.crypto.shutdown(wait=False)
+        if self.crypto is not None:
+            self.crypto.shutdown(wait=False)
         if self._health_server is not None:
             self._health_server.close()
         log.info("stopped")

@@ -49,7 +49,7 @@ class Settings:
     queue_type: str = "classic"  # or "quorum"
     delivery_limit: int = 5
     relay_batch: int = 200
-    crypto_threads: int = 2  # threads for parsing and XML-DSig (lxml and xmlsec release the GIL); about one per core
+    crypto_threads: int = 2  # threads for parsing and XML-DSig (lxml and xmlsec release the GIL); 0: on the loop
     log_level: str = "info"
     log_format: str = "console"  # or "json"
 
