@@ -192,6 +192,38 @@ def _outbox_row(m: OutboxMessage, inbound_id: int | None, now: datetime) -> dict
 _INSERT_INBOUND = insert(inbound).returning(inbound.c.id, sort_by_parameter_order=True)
 _INSERT_OUTBOX = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
 _UPDATE_TRACE = update(traces).where(traces.c.trace_id == bindparam("b_trace_id"))
+# Statements built once: building one per call costs more CPU than SQLite spends running it.
+_HEAD = select(audit_head).where(audit_head.c.id == 1)
+_HEAD_LOCKED = _HEAD.with_for_update()
+_INSERT_AUDIT = insert(audit)
+_MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
+_EARLIER = select(inbound).where(tuple_(inbound.c.sender, inbound.c.dedup_key).in_(bindparam("b_keys", expanding=True)))
+_TRACES = select(traces).where(traces.c.trace_id.in_(bindparam("b_ids", expanding=True)))
+_TRACES_LOCKED = _TRACES.with_for_update()
+_INSERT_TRACE = insert(traces)
+_INSERT_DEADLINES = insert(deadlines)
+_ONE_TRACE = select(traces).where(traces.c.trace_id == bindparam("b_id"))
+_ONE_TRACE_LOCKED = _ONE_TRACE.with_for_update()
+_ONE_EARLIER = select(inbound).where(
+    inbound.c.sender == bindparam("b_sender"), inbound.c.dedup_key == bindparam("b_key")
+)
+_SETTLE: dict[frozenset[str], Any] = {}
+
+
+def _settle_statement(kinds: frozenset[str]) -> Any:
+    """Cancel a trace's pending notices of `kinds` (one statement per set of kinds, built once)."""
+    statement = _SETTLE.get(kinds)
+    if statement is None:
+        statement = _SETTLE[kinds] = (
+            update(deadlines)
+            .where(
+                deadlines.c.trace_id == bindparam("b_trace_id"),
+                deadlines.c.status == "pending",
+                or_(*(deadlines.c.kind == literal(str(k)) for k in sorted(kinds))),
+            )
+            .values(status="cancelled", settled_at=bindparam("b_at"))
+        )
+    return statement
 
 
 class Transaction:
@@ -234,20 +266,15 @@ class Transaction:
         await self.flush()
         if not self._audit:
             return None
-        q = select(audit_head).where(audit_head.c.id == 1)
-        if self._locking:
-            q = q.with_for_update()
-        head = (await self._conn.execute(q)).first()
+        head = (await self._conn.execute(_HEAD_LOCKED if self._locking else _HEAD)).first()
         seq, prev = (head.seq, head.hash) if head else (0, audit_rules.GENESIS)
         records = audit_rules.chain(self._audit, seq, prev)
-        await self._conn.execute(insert(audit), [r.__dict__ for r in records])
+        await self._conn.execute(_INSERT_AUDIT, [r.__dict__ for r in records])
         last = records[-1]
         if head is None:
             await self._conn.execute(insert(audit_head).values(id=1, seq=last.seq, hash=last.hash))
         else:
-            await self._conn.execute(
-                update(audit_head).where(audit_head.c.id == 1).values(seq=last.seq, hash=last.hash)
-            )
+            await self._conn.execute(_MOVE_HEAD, {"b_seq": last.seq, "b_hash": last.hash})
         self._audit.clear()
         return last
 
@@ -255,16 +282,14 @@ class Transaction:
         """Read, in two statements, the earlier messages and the traces a batch of messages will look up."""
         wanted = [k for k in dict.fromkeys(keys) if k not in self._known and k not in self._pending_keys]
         if wanted:
-            q = select(inbound).where(tuple_(inbound.c.sender, inbound.c.dedup_key).in_(wanted))
-            found = {(r.sender, r.dedup_key): r for r in (await self._conn.execute(q)).all()}
+            result = await self._conn.execute(_EARLIER, {"b_keys": wanted})
+            found = {(r.sender, r.dedup_key): r for r in result.all()}
             for k in wanted:
                 self._known[k] = found.get(k)
         ids = [t for t in dict.fromkeys(trace_ids) if t and t not in self._traces]
         if ids:
-            q2 = select(traces).where(traces.c.trace_id.in_(ids))
-            if self._locking:
-                q2 = q2.with_for_update()
-            rows = {r.trace_id: r for r in (await self._conn.execute(q2)).all()}
+            statement = _TRACES_LOCKED if self._locking else _TRACES
+            rows = {r.trace_id: r for r in (await self._conn.execute(statement, {"b_ids": ids})).all()}
             for t in ids:
                 row = rows.get(t)
                 self._traces[t] = trace_from_row(row) if row is not None else None
@@ -276,17 +301,14 @@ class Transaction:
             await self.flush()
         elif key in self._known:
             return self._known[key]
-        q = select(inbound).where(inbound.c.sender == sender, inbound.c.dedup_key == dedup_key)
-        return (await self._conn.execute(q)).first()
+        return (await self._conn.execute(_ONE_EARLIER, {"b_sender": sender, "b_key": dedup_key})).first()
 
     async def get_trace(self, trace_id: str) -> Trace | None:
         """A trace, as this transaction has it (locked where the database can lock rows)."""
         if trace_id in self._traces:
             return self._traces[trace_id]
-        q = select(traces).where(traces.c.trace_id == trace_id)
-        if self._locking:
-            q = q.with_for_update()
-        row = (await self._conn.execute(q)).first()
+        statement = _ONE_TRACE_LOCKED if self._locking else _ONE_TRACE
+        row = (await self._conn.execute(statement, {"b_id": trace_id})).first()
         trace = trace_from_row(row) if row else None
         self._traces[trace_id] = trace
         return trace
@@ -315,7 +337,7 @@ class Transaction:
         pairs = list(zip(effects, values, strict=True))
         changed = [{"b_trace_id": v["trace_id"], **v} for e, v in pairs if e.trace is not None and not e.new_trace]
         if created:
-            await self._conn.execute(insert(traces), created)
+            await self._conn.execute(_INSERT_TRACE, created)
         if changed:
             await self._conn.execute(_UPDATE_TRACE, changed)
         await self._write_notices(effects)
@@ -361,18 +383,9 @@ class Transaction:
                 for p in e.plan
             )
         for kinds, params in settled.items():
-            statement = (
-                update(deadlines)
-                .where(
-                    deadlines.c.trace_id == bindparam("b_trace_id"),
-                    deadlines.c.status == "pending",
-                    or_(*(deadlines.c.kind == literal(str(k)) for k in sorted(kinds))),
-                )
-                .values(status="cancelled", settled_at=bindparam("b_at"))
-            )
-            await self._conn.execute(statement, params)
+            await self._conn.execute(_settle_statement(kinds), params)
         if planned:
-            await self._conn.execute(insert(deadlines), planned)
+            await self._conn.execute(_INSERT_DEADLINES, planned)
 
     async def add_inbound(self, record: InboundRecord) -> int:
         """Store a received message and the decision on it now; returns its id."""
