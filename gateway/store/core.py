@@ -387,25 +387,6 @@ class Transaction:
         if planned:
             await self._conn.execute(_INSERT_DEADLINES, planned)
 
-    async def add_inbound(self, record: InboundRecord) -> int:
-        """Store a received message and the decision on it now; returns its id."""
-        await self.flush()
-        result = await self._conn.execute(insert(inbound).values(**record.__dict__).returning(inbound.c.id))
-        inbound_id = int(result.scalar_one())
-        self.audit(_message_in(record, inbound_id))
-        return inbound_id
-
-    async def put_trace(self, trace: Trace, *, new: bool) -> None:
-        """Insert a new trace or update an existing one, now."""
-        await self.flush()
-        values = _trace_values(trace)
-        self.audit(_trace_entry(trace, values, new=new))
-        self._traces[trace.trace_id] = trace
-        if new:
-            await self._conn.execute(insert(traces).values(**values))
-        else:
-            await self._conn.execute(update(traces).where(traces.c.trace_id == trace.trace_id).values(**values))
-
     async def add_outbox(self, messages: Sequence[OutboxMessage], *, inbound_id: int | None, now: datetime) -> None:
         """Queue signed messages for the relay, now."""
         if not messages:
@@ -442,27 +423,6 @@ class Transaction:
                     None,
                     hashlib.sha256(content.encode()).hexdigest(),
                 )
-            )
-
-    async def plan_notices(self, trace_id: str, planned: Sequence[PlannedNotice]) -> None:
-        """Store the deadline notices a delivery schedules."""
-        await self.flush()
-        rows = [
-            {"trace_id": trace_id, "kind": p.kind.value, "fire_at": p.fire_at, "due_at": p.due_at, "status": "pending"}
-            for p in planned
-        ]
-        if rows:
-            await self._conn.execute(insert(deadlines), rows)
-
-    async def settle_notices(self, trace_id: str, kinds: Iterable[str], now: datetime) -> None:
-        """Cancel a trace's pending notices of `kinds`: what they were about has happened."""
-        await self.flush()
-        names = [str(k) for k in kinds]
-        if names:
-            await self._conn.execute(
-                update(deadlines)
-                .where(deadlines.c.trace_id == trace_id, deadlines.c.status == "pending", deadlines.c.kind.in_(names))
-                .values(status="cancelled", settled_at=now)
             )
 
     async def due_notices(self, now: datetime, limit: int) -> list[Row[Any]]:
