@@ -1,9 +1,9 @@
 """SQLite run on the event loop's own thread, behind aiosqlite's interface.
 
-aiosqlite sends every call to a worker thread and back. A statement of ours takes microseconds in SQLite (WAL,
-synchronous=NORMAL: a commit is a write to the log, no fsync), but each round trip waits for the GIL and for a
-turn of a busy event loop: under load, milliseconds per statement, and a transaction makes a dozen. Run inline,
-a whole batch transaction costs well under a millisecond of the loop's time. The one wait that could be long,
+aiosqlite sends every call to a worker thread and back. A statement of ours takes microseconds in SQLite, but
+each round trip waits for the GIL and for a turn of a busy event loop: under load, milliseconds per statement,
+and a transaction makes a dozen. Run inline, a batch's statements cost the loop little; the commit's sync to
+disk (a few milliseconds, shared by the whole batch) is the one wait the loop takes. The one wait that could be long,
 another process holding SQLite's write lock, is bounded by the connection's busy timeout (`BUSY_TIMEOUT_MS`);
 past it the write fails as a transient fault and the message is retried.
 """
