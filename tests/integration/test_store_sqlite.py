@@ -1,0 +1,59 @@
+"""The embedded SQLite store: durable commits, no worker threads, and a held lock that fails fast as transient."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from gateway.errors import TransientError
+from gateway.store import Store
+from gateway.store.inline import BUSY_TIMEOUT_MS
+
+
+async def test_commits_are_synced_and_logged_ahead(tmp_path: Path) -> None:
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")
+    await store.start()
+    try:
+        async with store.engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 2  # FULL
+    finally:
+        await store.close()
+
+
+async def test_statements_run_on_the_callers_thread(tmp_path: Path) -> None:
+    before = threading.active_count()
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")
+    await store.start()
+    try:
+        for _ in range(3):
+            async with store.transaction() as tx:
+                await tx.get_trace("none")
+        assert threading.active_count() == before
+    finally:
+        await store.close()
+
+
+async def test_a_write_lock_held_by_another_process_fails_fast_as_transient(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    store = Store(f"sqlite+aiosqlite:///{path}")
+    await store.start()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    try:
+        started = time.perf_counter()
+        with pytest.raises(TransientError, match="database unavailable"):
+            async with store.transaction() as tx:
+                await tx.remember_table("sha256:test", "[states.ZA]", datetime.now(UTC))
+        assert time.perf_counter() - started < BUSY_TIMEOUT_MS / 1000 + 2
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        await store.ping()  # free again
+        await store.close()
