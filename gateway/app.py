@@ -110,6 +110,8 @@ class Gateway:
             else None
         )
         self.pipeline.crypto = self.crypto
+        self.signing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signing") if self.crypto else None
+        self.pipeline.signing = self.signing
         self.scheduler = Scheduler(
             self.store,
             self.parts.signer,
@@ -245,8 +247,9 @@ class Gateway:
             await write_checkpoint(self.store, self.parts.signer, self.clock())  # the last word before exit
         await self.broker.close()
         await self.store.close()
-        if self.crypto is not None:
-            self.crypto.shutdown(wait=False)
+        for pool in (self.crypto, self.signing):
+            if pool is not None:
+                pool.shutdown(wait=False)
         if self._health_server is not None:
             self._health_server.close()
         log.info("stopped")

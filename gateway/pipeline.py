@@ -116,6 +116,7 @@ class Pipeline:
     require_user_id: bool = False
     max_batch: int = 64
     crypto: Executor | None = None  # threads for parsing and XML-DSig; None runs them inline
+    signing: Executor | None = None  # a thread of its own for the committer's signing (never queued behind checks)
     _known_tables: set[str] = field(default_factory=set)
     _waiting: list[_Waiting] = field(default_factory=list)
     _committer: asyncio.Task[None] | None = None
@@ -247,11 +248,10 @@ class Pipeline:
         flat = [m for _, messages in jobs for m in messages]
         if not flat:
             return
-        parts = 2 if self.crypto is not None and len(flat) > 2 else 1
-        half = (len(flat) + 1) // 2
-        chunks = [flat[:half], flat[half:]] if parts == 2 else [flat]
-        done = await asyncio.gather(*(self._off_loop(self._seal_all, chunk) for chunk in chunks))
-        signed = iter([message for chunk in done for message in chunk])
+        if self.signing is not None:
+            signed = iter(await asyncio.get_running_loop().run_in_executor(self.signing, self._seal_all, flat))
+        else:
+            signed = iter(await self._off_loop(self._seal_all, flat))
         for target, messages in jobs:
             target.extend(next(signed) for _ in messages)
 
