@@ -36,6 +36,17 @@ def _table(figures: dict[str, Any]) -> None:
             "delivered)",
         ),
     ]
+    cpu = figures.get("cpu_ms_per_message", {})
+    null_cpu = figures.get("null_relay_cpu_ms_per_message", {})
+    if cpu:
+        rows.append(
+            (
+                "CPU ms per message at saturation",
+                f"tracegate {cpu.get('tracegate', 0):.2f}, broker {cpu.get('broker', 0):.2f}, "
+                f"harness {cpu.get('harness', 0):.2f} (null relay run: broker {null_cpu.get('broker', 0):.2f}, "
+                f"relay + harness {null_cpu.get('relay_and_harness', 0):.2f})",
+            )
+        )
     for name, value in rows:
         print(f"  {name:<42} {value}")
     print("  CPU per message by stage (profile, ms):")

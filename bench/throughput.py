@@ -38,6 +38,36 @@ T = "{urn:itrace:1}"
 PADDING = "Recovered with others in a cache; markings recorded in the seizure report. " * 12
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU a process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid() -> int:
+    """The RabbitMQ node's process (0 if it cannot be found)."""
+    found = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True, check=False).stdout.split()
+    return int(found[0]) if found else 0
+
+
+class CpuMeter:
+    """CPU used by the gateway, the broker and this harness over a span, per message delivered in it."""
+
+    def __init__(self, **pids: int) -> None:
+        self.pids = pids
+        self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    def per_message(self, delivered: int) -> dict[str, float]:
+        """Milliseconds of CPU per delivered message, by process."""
+        return {
+            name: round((cpu_seconds(pid) - self.start[name]) * 1000 / max(delivered, 1), 3)
+            for name, pid in self.pids.items()
+        }
+
+
 def _ctl(*args: str) -> None:
     """rabbitmqctl, quietly."""
     subprocess.run(["rabbitmqctl", *args], check=False, capture_output=True, timeout=120)
@@ -221,8 +251,10 @@ async def run_tracegate(env: Env, db: str, seconds: float, rate: float) -> dict[
         await _until_declared(env.url)
         await probe.start(_trace_of_delivery)
         half = len(env.bodies) // 2
+        meter = CpuMeter(tracegate=process.pid, broker=broker_pid(), harness=os.getpid())
         saturated = await closed_loop(probe, env.bodies[:half], 16, seconds)
         at_saturation = [v * 1000 for v in probe.latency.values()]
+        cpu = meter.per_message(len(at_saturation))
         probe.done.clear()
         fixed = await open_loop(probe, env.bodies[half:], rate, min(seconds, 10))
         return {
@@ -233,6 +265,7 @@ async def run_tracegate(env: Env, db: str, seconds: float, rate: float) -> dict[
             "p99_ms_at_200": percentile(fixed, 99),
             "delivered_at_200": len(fixed),
             "offered_at_200": int(rate * min(seconds, 10)),
+            "cpu_ms_per_message": cpu,
         }
     finally:
         await probe.close()
@@ -242,7 +275,7 @@ async def run_tracegate(env: Env, db: str, seconds: float, rate: float) -> dict[
         log.close()
 
 
-async def run_null_relay(env: Env, seconds: float) -> float:
+async def run_null_relay(env: Env, seconds: float, null_cpu: dict[str, float]) -> float:
     """The trivial relay on the same topology; returns deliveries per second with 16 in flight."""
     connection = await aio_pika.connect(env.url)
     channel = await connection.channel()
@@ -275,7 +308,10 @@ async def run_null_relay(env: Env, seconds: float) -> float:
     await probe.start(lambda message: str((message.headers or {}).get("request", "")))
     bodies = [(sender, str(uuid.uuid4()), body) for _ in range(40) for sender, _, body in env.bodies[:500]]
     try:
-        return await closed_loop(probe, bodies, 16, seconds)
+        meter = CpuMeter(broker=broker_pid(), relay_and_harness=os.getpid())
+        rate = await closed_loop(probe, bodies, 16, seconds)
+        null_cpu.update(meter.per_message(len(probe.latency)))
+        return rate
     finally:
         await probe.close()
         await connection.close()
@@ -309,7 +345,8 @@ async def main(seconds: float = 20.0, rate: float = 200.0, db: str = "sqlite") -
         estimate = int(seconds * 400 + rate * min(seconds, 10)) + 600
         env = make_env(Path(tmp), estimate)
         try:
-            null = await run_null_relay(env, seconds)
+            null_cpu: dict[str, float] = {}
+            null = await run_null_relay(env, seconds, null_cpu)
             env.close()
             env = Env(env.url.replace(env.vhost, env.vhost + "-g"), env.vhost + "-g", env.tmp, env.pki, env.bodies)
             _ctl("add_vhost", env.vhost)
@@ -325,5 +362,6 @@ async def main(seconds: float = 20.0, rate: float = 200.0, db: str = "sqlite") -
         "db": db,
         "seconds": seconds,
         "stages_ms_per_message": stages,
+        "null_relay_cpu_ms_per_message": null_cpu,
         "body_bytes": int(statistics.mean(len(b) for _, _, b in env.bodies[:50])),
     }

@@ -28,3 +28,5 @@ async def test_throughput_harness_runs_briefly() -> None:
         assert key in figures
     assert figures["tracegate_msgs_per_s"] > 0 and figures["null_relay_msgs_per_s"] > 0
     assert set(figures["stages_ms_per_message"]) >= {"parse", "xsd", "verify", "sign", "commit", "publish"}
+    assert figures["cpu_ms_per_message"]["tracegate"] > 0  # the gateway process worked for what it delivered
+    assert set(figures["null_relay_cpu_ms_per_message"]) == {"broker", "relay_and_harness"}
