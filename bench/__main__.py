@@ -1,4 +1,4 @@
-"""`python -m bench [--db sqlite|postgresql] [--seconds S]`: tracegate beside the null relay, same run.
+"""`python -m bench [--db sqlite|postgresql] [--seconds S] [--repeat N]`: tracegate beside the null relay, same run.
 
 Also `python -m bench audit` (audit verification rate), `python -m bench scale` (cost as work grows) and
 `python -m bench chaos` (faults).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,31 @@ def _table(figures: dict[str, Any]) -> None:
         print(f"    {stage:<40} {ms:>8.3f}")
 
 
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One set of figures from several runs: each number the median of the runs (nested ones too); the runs kept."""
+
+    def merge(values: list[Any]) -> Any:
+        first = values[0]
+        if isinstance(first, dict):
+            return {key: merge([v[key] for v in values]) for key in first}
+        if isinstance(first, int | float) and not isinstance(first, bool):
+            return statistics.median(values)
+        return first
+
+    if len(runs) == 1:
+        return runs[0]
+    return {**merge(runs), "runs": runs}
+
+
 def main() -> None:
     """Run the benchmark named on the command line (the throughput harness by default)."""
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=200.0, help="offered load for the fixed-load latency")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the pair N times; the figures are the medians (a noisy machine)"
+    )
     sub = parser.add_subparsers(dest="which")
     audit = sub.add_parser("audit", help="audit records verified per second")
     audit.add_argument("--records", type=int, default=100_000)
@@ -90,7 +110,8 @@ def main() -> None:
     else:
         from bench.throughput import main as throughput
 
-        result = asyncio.run(throughput(args.seconds, args.rate, args.db))
+        runs = [asyncio.run(throughput(args.seconds, args.rate, args.db)) for _ in range(max(1, args.repeat))]
+        result = median_of(runs)
         _table(result)
         (RESULTS / "latest.json").write_text(json.dumps(result, indent=2))
 

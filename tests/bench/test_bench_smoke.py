@@ -30,3 +30,17 @@ async def test_throughput_harness_runs_briefly() -> None:
     assert set(figures["stages_ms_per_message"]) >= {"parse", "xsd", "verify", "sign", "commit", "publish"}
     assert figures["cpu_ms_per_message"]["tracegate"] > 0  # the gateway process worked for what it delivered
     assert set(figures["null_relay_cpu_ms_per_message"]) == {"broker", "relay_and_harness"}
+
+
+def test_repeated_runs_are_summarised_by_their_medians() -> None:
+    """`--repeat`: each figure, nested ones too, is the median of the runs; the runs are kept beside them."""
+    from bench.__main__ import median_of
+
+    runs = [
+        {"ratio": 0.3, "stages_ms_per_message": {"sign": 1.0}, "db": "sqlite"},
+        {"ratio": 0.5, "stages_ms_per_message": {"sign": 3.0}, "db": "sqlite"},
+        {"ratio": 0.4, "stages_ms_per_message": {"sign": 9.0}, "db": "sqlite"},
+    ]
+    summary = median_of(runs)
+    assert summary["ratio"] == 0.4 and summary["stages_ms_per_message"] == {"sign": 3.0}
+    assert summary["db"] == "sqlite" and summary["runs"] == runs
