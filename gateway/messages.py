@@ -17,6 +17,7 @@ from gateway.model import (
 )
 
 _T = f"{{{NS}}}"
+_HEADER = f"{_T}Header"
 
 # Essential items (ISACS 05.31, 6.3 and 8.2.1; 6.5 for ammunition) with the codes `MissingItem` uses.
 FIREARM_ESSENTIALS = (
@@ -42,7 +43,10 @@ def text(element: etree._Element | None, path: str) -> str | None:
     """Stripped text of the first `path` below `element` (names without prefix), or None when empty."""
     if element is None:
         return None
-    found = element.find(_T + path.replace("/", "/" + _T))
+    if "/" in path:
+        found = element.find(_T + path.replace("/", "/" + _T))
+    else:  # the common case, without ElementPath's parsing: the first child of that name
+        found = next(element.iterchildren(_T + path), None)
     if found is None or found.text is None:
         return None
     value = found.text.strip()
@@ -56,7 +60,7 @@ def _when(value: str) -> datetime:
 
 def read_header(root: etree._Element) -> Header:
     """The `Header` of a schema-valid message."""
-    header = root.find(f"{_T}Header")
+    header = next(root.iterchildren(_HEADER), None)
     return Header(
         message_id=(text(header, "MessageId") or "").lower(),
         created_at=_when(text(header, "CreatedAt") or ""),

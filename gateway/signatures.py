@@ -218,9 +218,14 @@ def check_libxml2_pairing() -> None:
 
 
 @lru_cache(maxsize=512)
-def _verification_key(der: bytes) -> xmlsec.Key:
-    """The xmlsec key of a trusted certificate, loaded once."""
-    return xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer)
+def _verification_key(cert: x509.Certificate) -> xmlsec.Key:
+    """The public key of a trusted certificate as an xmlsec key, loaded once.
+
+    The bare key (SubjectPublicKeyInfo), not the certificate: the certificate's trust is our own check, done
+    before, and a key holding a certificate costs xmlsec a copy of it on every use.
+    """
+    spki = cert.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return xmlsec.Key.from_memory(spki, xmlsec.constants.KeyDataFormatPem)
 
 
 def _digest_holds(root: etree._Element, signature: etree._Element) -> bool:
@@ -250,7 +255,7 @@ def _cryptographic_check(root: etree._Element, signature: etree._Element, cert: 
     comments), so what the signature covers is exactly the root without its ds:Signature, which is removed.
     """
     context = xmlsec.SignatureContext()
-    context.key = _verification_key(cert.public_bytes(serialization.Encoding.DER))
+    context.key = _verification_key(cert)
     try:
         context.verify(signature)
     except xmlsec.VerificationError as err:

@@ -2,14 +2,17 @@
 
 aiosqlite sends every call to a worker thread and back. A statement of ours takes microseconds in SQLite, but
 each round trip waits for the GIL and for a turn of a busy event loop: under load, milliseconds per statement,
-and a transaction makes a dozen. Run inline, a batch's statements cost the loop little; the commit's sync to
-disk (a few milliseconds, shared by the whole batch) is the one wait the loop takes. The one wait that could be long,
-another process holding SQLite's write lock, is bounded by the connection's busy timeout (`BUSY_TIMEOUT_MS`);
-past it the write fails as a transient fault and the message is retried.
+and a transaction makes a dozen. Run inline, a batch's statements cost the loop little.
+
+The commit is the exception: it waits for the disk (under a millisecond usually, tens of milliseconds now and
+then, longer when it checkpoints the write-ahead log), so it runs on a thread and the loop goes on meanwhile. The
+one wait that could be long, another process holding SQLite's write lock, is bounded by the connection's busy
+timeout (`BUSY_TIMEOUT_MS`); past it the write fails as a transient fault and the message is retried.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Generator
 from functools import partial
@@ -28,6 +31,12 @@ class InlineConnection(aiosqlite.Connection):
         if not self._running or self._connection is None:
             raise ValueError("Connection closed")
         return fn(*args, **kwargs)
+
+    async def commit(self) -> None:
+        """Commit on a thread: the sync to disk must not stall the event loop."""
+        if not self._running or self._connection is None:
+            raise ValueError("Connection closed")
+        await asyncio.get_running_loop().run_in_executor(None, self._connection.commit)
 
     async def _connect(self) -> InlineConnection:
         """Open the sqlite3 connection now."""
