@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, DeliveryError
@@ -208,7 +209,7 @@ class AmqpBroker:
             delivery_mode=PERSISTENT,
         )
         try:
-            underlay = await channel.get_underlay_channel()
+            underlay = cast(aiormq.Channel, await channel.get_underlay_channel())  # the class that takes `wait`
             confirmation = await underlay.basic_publish(
                 body, routing_key=queue, properties=properties, mandatory=True, timeout=30, wait=False
             )
