@@ -78,12 +78,22 @@ class OutboxRelay:
         self._wake.set()
 
     def hand_over(self, rows: Sequence[OutboxMessage]) -> None:
-        """Rows just committed (with their ids): publish them without reading them back."""
+        """Rows just committed (with their ids): published at once, without reading them back."""
+        ready = not self._stopping and asyncio.get_running_loop().time() >= self._paused_until
         for row in rows:
             if row.id not in self._held:
                 self._held.add(row.id)
-                self._ready.append(row)
+                if ready:
+                    self._start(row)
+                else:
+                    self._ready.append(row)
         self._wake.set()
+
+    def _start(self, row: OutboxMessage) -> None:
+        """Publish one row in a task of its own."""
+        task = asyncio.create_task(self._send(row))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def run(self) -> None:
         """Relay until `stop`; a broker fault pauses and retries without losing rows."""
@@ -98,9 +108,7 @@ class OutboxRelay:
                     log.warning("relay paused", error=str(err))
                     self._pause()
             while self._ready and loop.time() >= self._paused_until and not self._stopping:
-                task = asyncio.create_task(self._send(self._ready.popleft()))
-                self._sending.add(task)
-                task.add_done_callback(self._sending.discard)
+                self._start(self._ready.popleft())
             timeout = self._mark_delay if self._store.marks_waiting else self._idle_poll
             if self._paused_until > loop.time():
                 timeout = min(timeout, self._paused_until - loop.time())

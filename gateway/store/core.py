@@ -20,7 +20,7 @@ from gateway import audit as audit_rules
 from gateway.deadlines import PlannedNotice
 from gateway.errors import TransientError
 from gateway.model import Confidentiality, Deadlines, Restrictions, Rule, Trace, TraceStatus
-from gateway.store import inline
+from gateway.store import bulk, inline
 from gateway.store.tables import audit, audit_head, deadlines, inbound, metadata, outbox, routing_tables, traces
 
 
@@ -189,19 +189,13 @@ def _outbox_row(m: OutboxMessage, inbound_id: int | None, now: datetime) -> dict
     }
 
 
-_INSERT_INBOUND = insert(inbound).returning(inbound.c.id, sort_by_parameter_order=True)
-_INSERT_OUTBOX = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
-_UPDATE_TRACE = update(traces).where(traces.c.trace_id == bindparam("b_trace_id"))
+_TRACE_COLUMNS = tuple(c.name for c in traces.c if c.name != "trace_id")  # what a trace's update sets
 # Statements built once: building one per call costs more CPU than SQLite spends running it.
 _HEAD = select(audit_head).where(audit_head.c.id == 1)
 _HEAD_LOCKED = _HEAD.with_for_update()
-_INSERT_AUDIT = insert(audit)
-_MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 _EARLIER = select(inbound).where(tuple_(inbound.c.sender, inbound.c.dedup_key).in_(bindparam("b_keys", expanding=True)))
 _TRACES = select(traces).where(traces.c.trace_id.in_(bindparam("b_ids", expanding=True)))
 _TRACES_LOCKED = _TRACES.with_for_update()
-_INSERT_TRACE = insert(traces)
-_INSERT_DEADLINES = insert(deadlines)
 _ONE_TRACE = select(traces).where(traces.c.trace_id == bindparam("b_id"))
 _ONE_TRACE_LOCKED = _ONE_TRACE.with_for_update()
 _ONE_EARLIER = select(inbound).where(
@@ -244,6 +238,23 @@ class Transaction:
         self._traces: dict[str, Trace | None] = {}
         self.queued: list[OutboxMessage] = []  # outbox rows written here, with their ids: the relay's after commit
         self.before_flush: Callable[[], Awaitable[None]] | None = None  # completes recorded effects (signing)
+        self._writer: bulk.Writer | None = None
+
+    async def writer(self) -> bulk.Writer:
+        """The driver-level writer for this transaction's bulk writes (see `bulk`), on its own connection.
+
+        On PostgreSQL the transaction is begun first, by locking the audit head through SQLAlchemy (every
+        transaction that writes appends to the chain, so it takes that lock anyway): asyncpg statements sent
+        before SQLAlchemy's first one would run outside the transaction.
+        """
+        if self._writer is None:
+            raw = (await self._conn.get_raw_connection()).driver_connection
+            if self._locking:
+                await self._conn.execute(_HEAD_LOCKED)
+                self._writer = bulk.PostgresWriter(raw, self._conn.dialect)
+            else:
+                self._writer = bulk.SqliteWriter(raw._conn, self._conn.dialect)  # type: ignore[union-attr]
+        return self._writer
 
     def audit(self, entry: audit_rules.Entry) -> None:
         """Add an audit record; it joins the chain when this transaction commits."""
@@ -269,12 +280,13 @@ class Transaction:
         head = (await self._conn.execute(_HEAD_LOCKED if self._locking else _HEAD)).first()
         seq, prev = (head.seq, head.hash) if head else (0, audit_rules.GENESIS)
         records = audit_rules.chain(self._audit, seq, prev)
-        await self._conn.execute(_INSERT_AUDIT, [r.__dict__ for r in records])
+        writer = await self.writer()
+        await writer.insert(audit, [r.__dict__ for r in records])
         last = records[-1]
         if head is None:
             await self._conn.execute(insert(audit_head).values(id=1, seq=last.seq, hash=last.hash))
         else:
-            await self._conn.execute(_MOVE_HEAD, {"b_seq": last.seq, "b_hash": last.hash})
+            await writer.update(audit_head, ("seq", "hash"), ("id",), [{"seq": last.seq, "hash": last.hash, "id": 1}])
         self._audit.clear()
         return last
 
@@ -330,24 +342,20 @@ class Transaction:
         for key in self._pending_keys:
             self._known.pop(key, None)
         self._pending_keys.clear()
-        result = await self._conn.execute(_INSERT_INBOUND, [e.record.__dict__ for e in effects])
-        inbound_ids = [int(i) for i in result.scalars().all()]
+        writer = await self.writer()
+        inbound_ids = await writer.insert_returning_ids(inbound, [e.record.__dict__ for e in effects])
         values = [_trace_values(e.trace) if e.trace is not None else {} for e in effects]
-        created = [v for e, v in zip(effects, values, strict=True) if e.trace is not None and e.new_trace]
         pairs = list(zip(effects, values, strict=True))
-        changed = [{"b_trace_id": v["trace_id"], **v} for e, v in pairs if e.trace is not None and not e.new_trace]
-        if created:
-            await self._conn.execute(_INSERT_TRACE, created)
-        if changed:
-            await self._conn.execute(_UPDATE_TRACE, changed)
-        await self._write_notices(effects)
+        await writer.insert(traces, [v for e, v in pairs if e.trace is not None and e.new_trace])
+        changed = [v for e, v in pairs if e.trace is not None and not e.new_trace]
+        await writer.update(traces, _TRACE_COLUMNS, ("trace_id",), changed)
+        await self._write_notices(effects, writer)
         rows = [
             _outbox_row(m, i, e.record.received_at)
             for e, i in zip(effects, inbound_ids, strict=True)
             for m in e.outgoing
         ]
-        written = (await self._conn.execute(_INSERT_OUTBOX, rows)).scalars().all() if rows else []
-        outbox_ids = iter([int(i) for i in written])
+        outbox_ids = iter(await writer.insert_returning_ids(outbox, rows))
         for e, inbound_id, v in zip(effects, inbound_ids, values, strict=True):
             self.audit(_message_in(e.record, inbound_id))
             if e.trace is not None:
@@ -357,7 +365,7 @@ class Transaction:
                 self.audit(_message_out(m, outbox_id, inbound_id, e.record.received_at))
                 self.queued.append(replace(m, id=outbox_id, inbound_id=inbound_id))
 
-    async def _write_notices(self, effects: Sequence[Effects]) -> None:
+    async def _write_notices(self, effects: Sequence[Effects], writer: bulk.Writer) -> None:
         """Settle and plan deadline notices as if message by message: a later message settles what an earlier
         one of the batch planned (in memory), and what was pending before the batch (one statement per kind set)."""
         planned: list[dict[str, Any]] = []
@@ -384,8 +392,7 @@ class Transaction:
             )
         for kinds, params in settled.items():
             await self._conn.execute(_settle_statement(kinds), params)
-        if planned:
-            await self._conn.execute(_INSERT_DEADLINES, planned)
+        await writer.insert(deadlines, planned)
 
     async def add_outbox(self, messages: Sequence[OutboxMessage], *, inbound_id: int | None, now: datetime) -> None:
         """Queue signed messages for the relay, now."""
@@ -393,7 +400,7 @@ class Transaction:
             return
         await self.flush()
         rows = [_outbox_row(m, inbound_id, now) for m in messages]
-        ids = (await self._conn.execute(_INSERT_OUTBOX, rows)).scalars().all()
+        ids = await (await self.writer()).insert_returning_ids(outbox, rows)
         for outbox_id, m in zip(ids, messages, strict=True):
             self.audit(_message_out(m, int(outbox_id), inbound_id, now))
             self.queued.append(replace(m, id=int(outbox_id), inbound_id=inbound_id))
@@ -602,7 +609,10 @@ class Store:
                     tx = Transaction(conn, locking=not self.is_sqlite)
                     yield tx
                     await tx.flush()
-                    await _mark_sent(conn, marks)
+                    if marks:
+                        await (await tx.writer()).update(
+                            outbox, ("sent_at",), ("id",), [{"sent_at": at, "id": i} for i, at in marks.items()]
+                        )
                     await tx.flush_audit()
             except BaseException as err:
                 self._sent_marks = {**marks, **self._sent_marks}
