@@ -145,6 +145,9 @@ class Pipeline:
             batch = self._waiting[: self.max_batch]
             del self._waiting[: len(batch)]
             await self._commit_batch(batch)
+            # Let the committed messages be acknowledged and relayed before deciding the next batch: deciding
+            # runs on the loop until its first real wait, and the next batch gathers whatever arrives meanwhile.
+            await asyncio.sleep(0)
 
     async def _commit_batch(self, batch: list[_Waiting]) -> None:
         """Decide and commit `batch` in one transaction; every message learns its outcome or the fault.

@@ -49,7 +49,8 @@ class Settings:
     queue_type: str = "classic"  # or "quorum"
     delivery_limit: int = 5
     relay_batch: int = 200
-    crypto_threads: int = 2  # threads for parsing and XML-DSig (lxml and xmlsec release the GIL); 0: on the loop
+    crypto_threads: int = 0  # threads for parsing and XML-DSig; 0: all on the event loop (fastest on 2 cores shared
+    # with the broker: measured, threads cost more in GIL hand-offs than they gain; see docs/architecture.md)
     log_level: str = "info"
     log_format: str = "console"  # or "json"
 

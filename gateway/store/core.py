@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, literal, or_, select, tuple_, update
+from sqlalchemy import bindparam, event, insert, literal, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -193,7 +193,12 @@ _TRACE_COLUMNS = tuple(c.name for c in traces.c if c.name != "trace_id")  # what
 # Statements built once: building one per call costs more CPU than SQLite spends running it.
 _HEAD = select(audit_head).where(audit_head.c.id == 1)
 _HEAD_LOCKED = _HEAD.with_for_update()
-_EARLIER = select(inbound).where(tuple_(inbound.c.sender, inbound.c.dedup_key).in_(bindparam("b_keys", expanding=True)))
+# Senders and keys as two lists (the exact pairs are picked after): a row-value IN, `(sender, key) IN (...)`, is
+# not served by the unique index on SQLite, which then scans the whole inbound table for every batch.
+_EARLIER = select(inbound).where(
+    inbound.c.sender.in_(bindparam("b_senders", expanding=True)),
+    inbound.c.dedup_key.in_(bindparam("b_keys", expanding=True)),
+)
 _TRACES = select(traces).where(traces.c.trace_id.in_(bindparam("b_ids", expanding=True)))
 _TRACES_LOCKED = _TRACES.with_for_update()
 _ONE_TRACE = select(traces).where(traces.c.trace_id == bindparam("b_id"))
@@ -294,7 +299,8 @@ class Transaction:
         """Read, in two statements, the earlier messages and the traces a batch of messages will look up."""
         wanted = [k for k in dict.fromkeys(keys) if k not in self._known and k not in self._pending_keys]
         if wanted:
-            result = await self._conn.execute(_EARLIER, {"b_keys": wanted})
+            senders, dedup_keys = sorted({s for s, _ in wanted}), sorted({k for _, k in wanted})
+            result = await self._conn.execute(_EARLIER, {"b_senders": senders, "b_keys": dedup_keys})
             found = {(r.sender, r.dedup_key): r for r in result.all()}
             for k in wanted:
                 self._known[k] = found.get(k)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -55,6 +56,17 @@ async def together(switch: Switch, bodies: list[tuple[str, bytes]]) -> list[Outc
 async def test_messages_arriving_together_share_a_transaction_and_keep_their_own_outcomes(
     switch: Switch, transactions: list[int]
 ) -> None:
+    await _a_batch_of_fourteen(switch, transactions)
+
+
+async def test_with_crypto_threads_a_batch_keeps_the_same_outcomes(switch: Switch, transactions: list[int]) -> None:
+    """`crypto_threads` > 0: checks on a thread pool, the committer's signing on a thread of its own."""
+    with ThreadPoolExecutor(2, thread_name_prefix="crypto") as crypto, ThreadPoolExecutor(1) as signing:
+        switch.pipeline.crypto, switch.pipeline.signing = crypto, signing
+        await _a_batch_of_fourteen(switch, transactions)
+
+
+async def _a_batch_of_fourteen(switch: Switch, transactions: list[int]) -> None:
     requests = [switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ)) for _ in range(12)]
     unsigned = b"<t:TraceRequest xmlns:t='urn:itrace:1'/>"
     bodies = [("ZA", body) for body in requests] + [("ZA", requests[3]), ("BR", unsigned)]
