@@ -14,11 +14,12 @@ SQLAlchemy as before) and a boolean as 0 or 1; on PostgreSQL, asyncpg takes Pyth
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Boolean, DateTime, Table, bindparam, insert, update
 from sqlalchemy.engine import Dialect
 
 
@@ -44,13 +45,32 @@ def sqlite_timestamp(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")
 
 
-def _sqlite_value(value: Any) -> Any:
-    """A Python value as the SQLite dialect stores it."""
-    if isinstance(value, datetime):
-        return sqlite_timestamp(value)
-    if isinstance(value, bool):
-        return int(value)
-    return value
+_ROWS: dict[tuple[str, tuple[str, ...]], Callable[[dict[str, Any]], Sequence[Any]]] = {}
+
+
+def _sqlite_rows(table: Table, order: tuple[str, ...]) -> Callable[[dict[str, Any]], Sequence[Any]]:
+    """A function from a row to its values in placeholder order, timestamps and booleans as the SQLite dialect
+    stores them (by the columns' types, so no value is inspected that needs no conversion); built once per shape."""
+    found = _ROWS.get((table.name, order))
+    if found is not None:
+        return found
+    get = itemgetter(*order)
+    converters = [
+        (i, sqlite_timestamp if isinstance(kind, DateTime) else int)
+        for i, kind in enumerate(table.c[k].type for k in order)
+        if isinstance(kind, DateTime | Boolean)
+    ]
+
+    def values(row: dict[str, Any]) -> Sequence[Any]:
+        got = get(row)
+        out = list(got) if len(order) > 1 else [got]
+        for i, convert in converters:
+            if out[i] is not None:
+                out[i] = convert(out[i])
+        return out
+
+    _ROWS[(table.name, order)] = values
+    return values
 
 
 class SqliteWriter:
@@ -61,14 +81,14 @@ class SqliteWriter:
         self._dialect = dialect
 
     @staticmethod
-    def _values(order: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        return [tuple(_sqlite_value(row[k]) for k in order) for row in rows]
+    def _values(table: Table, order: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+        return list(map(_sqlite_rows(table, order), rows))
 
     async def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """One `executemany`."""
         if rows:
             sql, order = _insert_sql(table, list(rows[0]), self._dialect)
-            self._connection.executemany(sql, self._values(order, rows))
+            self._connection.executemany(sql, self._values(table, order, rows))
 
     async def insert_returning_ids(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Row by row, each id from the insert itself (a sqlite3 insert costs microseconds)."""
@@ -77,7 +97,7 @@ class SqliteWriter:
         sql, order = _insert_sql(table, list(rows[0]), self._dialect)
         cursor = self._connection.cursor()
         ids = []
-        for values in self._values(order, rows):
+        for values in self._values(table, order, rows):
             cursor.execute(sql, values)
             ids.append(int(cursor.lastrowid or 0))
         cursor.close()
@@ -89,7 +109,7 @@ class SqliteWriter:
         """One `executemany`."""
         if rows:
             sql, order = _update_sql(table, set_, where, self._dialect)
-            self._connection.executemany(sql, self._values(order, rows))
+            self._connection.executemany(sql, self._values(table, order, rows))
 
 
 class PostgresWriter:
