@@ -93,7 +93,7 @@ class Gateway:
         self.settings = settings
         self.clock = clock
         self.parts = load_parts(settings)
-        self.store = Store(settings.database_url, schema=settings.database_schema or None)
+        self.store = Store(settings.database_url, schema=settings.database_schema or None, checkpoint_every=1.0)
         self.broker = AmqpBroker(
             settings.broker_url,
             user_prefix=settings.broker_user_prefix,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -69,4 +70,37 @@ async def test_a_write_lock_held_by_another_process_fails_fast_as_transient(tmp_
         other.execute("ROLLBACK")
         other.close()
         await store.ping()  # free again
+        await store.close()
+
+
+async def test_serve_checkpoints_the_log_on_a_thread_and_never_in_a_commit(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    store = Store(f"sqlite+aiosqlite:///{path}", checkpoint_every=0.05)  # as `serve` opens it (every second)
+    await store.start()
+    try:
+        async with store.engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
+        empty = path.stat().st_size
+        for i in range(20):
+            async with store.transaction() as tx:
+                await tx.remember_table(f"sha256:{i}", "x" * 20_000, datetime.now(UTC))
+        # Only a checkpoint moves pages from the log into the database file: it grows without any commit's help.
+        for _ in range(100):
+            if path.stat().st_size > empty + 300_000:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size > empty + 300_000
+    finally:
+        await store.close()
+    wal = path.with_name(path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # the last checkpoint, at close, empties the log
+
+
+async def test_other_stores_leave_checkpoints_to_sqlite(tmp_path: Path) -> None:
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")  # the command-line tools' store
+    await store.start()
+    try:
+        async with store.engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 8000
+    finally:
         await store.close()
