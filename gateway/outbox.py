@@ -28,12 +28,13 @@ def seal(signer: Signer, table: RoutingTable, kind: str, recipient: str, root: e
     """
     body = signer.sign(root, in_place=True)
     entry = table.entry(recipient)
+    header = next(root.iterchildren(f"{_T}Header"))  # composed by the gateway: always the first child
     return OutboxMessage(
-        message_id=root.findtext(f"{_T}Header/{_T}MessageId") or "",
+        message_id=next(header.iterchildren(f"{_T}MessageId")).text or "",
         recipient=recipient,
         queue=entry.queue if entry else f"itrace.outbound.{recipient}",
         kind=kind,
-        trace_id=root.findtext(f"{_T}Header/{_T}TraceId"),
+        trace_id=next((e.text for e in header.iterchildren(f"{_T}TraceId")), None),
         body=body,
     )
 

@@ -40,9 +40,9 @@ class Writer(Protocol):
 
 def sqlite_timestamp(value: datetime) -> str:
     """A timestamp as SQLAlchemy's SQLite dialect stores it (UTC, no zone; read back as UTC)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(" ", "microseconds")
+    if value.tzinfo is not None and value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without the zone: "YYYY-MM-DD HH:MM:SS.ffffff"
 
 
 _ROWS: dict[tuple[str, tuple[str, ...]], Callable[[dict[str, Any]], Sequence[Any]]] = {}
