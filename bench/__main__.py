@@ -31,7 +31,7 @@ def _table(figures: dict[str, Any]) -> None:
             f"{figures['p50_ms_at_saturation']:.1f} / {figures['p99_ms_at_saturation']:.1f} ms",
         ),
         (
-            "latency at 200 msgs/s offered p50 / p99",
+            f"latency at {figures.get('offered_rate', 200):.0f} msgs/s offered p50 / p99",
             f"{figures['p50_ms_at_200']:.1f} / {figures['p99_ms_at_200']:.1f} ms"
             f" ({figures['delivered_at_200']}/{figures['offered_at_200']} "
             "delivered)",

@@ -265,6 +265,7 @@ async def run_tracegate(env: Env, db: str, seconds: float, rate: float) -> dict[
             "p99_ms_at_200": percentile(fixed, 99),
             "delivered_at_200": len(fixed),
             "offered_at_200": int(rate * min(seconds, 10)),
+            "offered_rate": rate,  # the fixed load's rate (200 unless --rate says otherwise; the keys keep "200")
             "cpu_ms_per_message": cpu,
         }
     finally:
