@@ -120,7 +120,9 @@ class Pipeline:
     _known_tables: set[str] = field(default_factory=set)
     _waiting: list[_Waiting] = field(default_factory=list)
     _committer: asyncio.Task[None] | None = None
-    _unsigned: list[tuple[list[OutboxMessage], list[tuple[str, str, bytes]]]] = field(default_factory=list)
+    _unsigned: list[tuple[list[OutboxMessage], list[tuple[str, str, bytes | etree._Element]]]] = field(
+        default_factory=list
+    )
 
     async def handle(self, message: Inbound) -> Outcome:
         """Process one message; raises only for faults a retry may cure (`TransientError`)."""
@@ -230,18 +232,26 @@ class Pipeline:
         except Refused as refusal:
             return envelope, refusal
 
-    def _seal_all(self, messages: Sequence[tuple[str, str, bytes]]) -> list[OutboxMessage]:
-        """Sign and address gateway messages, each parsed afresh here: lxml trees are modified only by the thread
-        that made them, so the crypto threads never touch a tree the event loop built."""
+    def _seal_all(self, messages: Sequence[tuple[str, str, bytes | etree._Element]]) -> list[OutboxMessage]:
+        """Sign and address gateway messages. A message handed over as bytes is parsed afresh here: lxml trees are
+        modified only by the thread that made them, so a signing thread never touches a tree the event loop built
+        (on the loop itself, the trees are signed as they are)."""
         return [
-            self._seal(kind, recipient, etree.fromstring(document, _own_parser()))
+            self._seal(kind, recipient, document if isinstance(document, etree._Element) else self._reparse(document))
             for kind, recipient, document in messages
         ]
+
+    @staticmethod
+    def _reparse(document: bytes) -> etree._Element:
+        """A document the gateway composed, parsed on this thread."""
+        return etree.fromstring(document, _own_parser())
 
     def _to_sign(self, tx: Transaction, messages: Sequence[tuple[str, str, etree._Element]]) -> list[OutboxMessage]:
         """A list the signed messages will fill before the transaction writes it: a batch is signed at once."""
         signed: list[OutboxMessage] = []
-        self._unsigned.append((signed, [(kind, recipient, etree.tostring(root)) for kind, recipient, root in messages]))
+        on_loop = self.signing is None and self.crypto is None  # signed here, on this thread: no copy needed
+        documents = [(kind, recipient, root if on_loop else etree.tostring(root)) for kind, recipient, root in messages]
+        self._unsigned.append((signed, documents))
         tx.before_flush = self._sign_waiting
         return signed
 
