@@ -13,29 +13,46 @@ SQLAlchemy as before) and a boolean as 0 or 1; on PostgreSQL, asyncpg takes Pyth
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Table, bindparam, insert, update
 from sqlalchemy.engine import Dialect
 
 
-class Writer(Protocol):
-    """Bulk statements on the transaction's own connection."""
+class Writer:
+    """Bulk statements on the transaction's own connection, through the driver's `executemany`."""
+
+    def __init__(self, connection: Any, dialect: Dialect) -> None:
+        self._connection = connection
+        self._dialect = dialect
 
     async def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Insert rows (every row has the same keys)."""
-
-    async def insert_returning_ids(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """Insert rows into a table with an integer `id` key; their ids, in the order of `rows`."""
+        if rows:
+            sql, order = _insert_sql(table, list(rows[0]), self._dialect)
+            await self._executemany(sql, self._values(table, order, rows))
 
     async def update(
         self, table: Table, set_: Sequence[str], where: Sequence[str], rows: Sequence[dict[str, Any]]
     ) -> None:
         """`UPDATE table SET set_ WHERE where` (all equalities), once per row."""
+        if rows:
+            sql, order = _update_sql(table, set_, where, self._dialect)
+            await self._executemany(sql, self._values(table, order, rows))
+
+    async def insert_returning_ids(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert rows into a table with an integer `id` key; their ids, in the order of `rows`."""
+        raise NotImplementedError
+
+    def _values(self, table: Table, order: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+        """Each row's values in placeholder order, as the driver takes them."""
+        return [tuple(row[k] for k in order) for row in rows]
+
+    async def _executemany(self, sql: str, values: list[Sequence[Any]]) -> None:
+        raise NotImplementedError
 
 
 def sqlite_timestamp(value: datetime) -> str:
@@ -73,22 +90,15 @@ def _sqlite_rows(table: Table, order: tuple[str, ...]) -> Callable[[dict[str, An
     return values
 
 
-class SqliteWriter:
+class SqliteWriter(Writer):
     """On the sqlite3 connection itself (it runs inline on the event loop: see `inline`)."""
 
-    def __init__(self, connection: sqlite3.Connection, dialect: Dialect) -> None:
-        self._connection = connection
-        self._dialect = dialect
-
-    @staticmethod
-    def _values(table: Table, order: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+    def _values(self, table: Table, order: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+        """Timestamps and booleans as the SQLite dialect stores them."""
         return list(map(_sqlite_rows(table, order), rows))
 
-    async def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        """One `executemany`."""
-        if rows:
-            sql, order = _insert_sql(table, list(rows[0]), self._dialect)
-            self._connection.executemany(sql, self._values(table, order, rows))
+    async def _executemany(self, sql: str, values: list[Sequence[Any]]) -> None:
+        self._connection.executemany(sql, values)
 
     async def insert_returning_ids(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Row by row, each id from the insert itself (a sqlite3 insert costs microseconds)."""
@@ -103,27 +113,12 @@ class SqliteWriter:
         cursor.close()
         return ids
 
-    async def update(
-        self, table: Table, set_: Sequence[str], where: Sequence[str], rows: Sequence[dict[str, Any]]
-    ) -> None:
-        """One `executemany`."""
-        if rows:
-            sql, order = _update_sql(table, set_, where, self._dialect)
-            self._connection.executemany(sql, self._values(table, order, rows))
 
-
-class PostgresWriter:
+class PostgresWriter(Writer):
     """On the asyncpg connection of the transaction (SQLAlchemy has begun it: see `Transaction.writer`)."""
 
-    def __init__(self, connection: Any, dialect: Dialect) -> None:
-        self._connection = connection
-        self._dialect = dialect
-
-    async def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        """asyncpg's pipelined `executemany`."""
-        if rows:
-            sql, order = _insert_sql(table, list(rows[0]), self._dialect)
-            await self._connection.executemany(sql, [tuple(row[k] for k in order) for row in rows])
+    async def _executemany(self, sql: str, values: list[Sequence[Any]]) -> None:
+        await self._connection.executemany(sql, values)  # pipelined by asyncpg
 
     async def insert_returning_ids(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Ids drawn from the table's sequence first, in order; then the rows, with them."""
@@ -137,14 +132,6 @@ class PostgresWriter:
         ids = [int(r[0]) for r in drawn]
         await self.insert(table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
         return ids
-
-    async def update(
-        self, table: Table, set_: Sequence[str], where: Sequence[str], rows: Sequence[dict[str, Any]]
-    ) -> None:
-        """asyncpg's pipelined `executemany`."""
-        if rows:
-            sql, order = _update_sql(table, set_, where, self._dialect)
-            await self._connection.executemany(sql, [tuple(row[k] for k in order) for row in rows])
 
 
 _SQL: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
