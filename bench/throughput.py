@@ -165,7 +165,10 @@ class Probe:
 
 
 async def closed_loop(probe: Probe, bodies: list[tuple[str, str, bytes]], in_flight: int, seconds: float) -> float:
-    """Keep `in_flight` requests outstanding for `seconds`; returns deliveries per second."""
+    """Keep `in_flight` requests outstanding for `seconds`; returns deliveries per second.
+
+    A request is published as soon as a slot frees, without waiting for the confirm of the one before: the
+    states publish independently of each other."""
     window = asyncio.Semaphore(in_flight)
     probe.expected = len(bodies)
     started = time.perf_counter()
@@ -176,16 +179,18 @@ async def closed_loop(probe: Probe, bodies: list[tuple[str, str, bytes]], in_fli
         window.release()
 
     waiters = []
+    publishes = []
     while time.perf_counter() - started < seconds and position < len(bodies):
         await window.acquire()
         sender, key, body = bodies[position]
         position += 1
-        await probe.publish(sender, key, body)
+        publishes.append(asyncio.create_task(probe.publish(sender, key, body)))
         waiters.append(asyncio.create_task(waiter(key)))
     elapsed = time.perf_counter() - started
     done = sum(1 for _, key, _ in bodies[:position] if key in probe.latency)
     for task in waiters:
         task.cancel()
+    await asyncio.gather(*publishes)  # every publish confirmed (a refused one fails the run)
     return done / elapsed
 
 
@@ -195,11 +200,13 @@ async def open_loop(probe: Probe, bodies: list[tuple[str, str, bytes]], rate: fl
     chosen = bodies[:count]
     probe.expected = len(probe.latency) + count
     started = time.perf_counter()
+    publishes = []
     for i, (sender, key, body) in enumerate(chosen):
         delay = started + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        await probe.publish(sender, key, body)
+        publishes.append(asyncio.create_task(probe.publish(sender, key, body)))  # on time, whatever the confirms
+    await asyncio.gather(*publishes)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(probe.done.wait(), timeout=10)
     return [probe.latency[key] * 1000 for _, key, _ in chosen if key in probe.latency]
