@@ -37,6 +37,20 @@ def _table(figures: dict[str, Any]) -> None:
             "delivered)",
         ),
     ]
+    if "null_relay_p50_ms_at_200" in figures:
+        rows[3:3] = [
+            (
+                "null relay latency at saturation p50 / p99",
+                f"{figures['null_relay_p50_ms_at_saturation']:.1f} / "
+                f"{figures['null_relay_p99_ms_at_saturation']:.1f} ms",
+            ),
+        ]
+        rows.append(
+            (
+                f"null relay at {figures.get('offered_rate', 200):.0f} msgs/s offered p50 / p99",
+                f"{figures['null_relay_p50_ms_at_200']:.1f} / {figures['null_relay_p99_ms_at_200']:.1f} ms",
+            )
+        )
     cpu = figures.get("cpu_ms_per_message", {})
     null_cpu = figures.get("null_relay_cpu_ms_per_message", {})
     if cpu:

@@ -283,8 +283,9 @@ async def run_tracegate(env: Env, db: str, seconds: float, rate: float) -> dict[
         log.close()
 
 
-async def run_null_relay(env: Env, seconds: float, null_cpu: dict[str, float]) -> float:
-    """The trivial relay on the same topology; returns deliveries per second with 16 in flight."""
+async def run_null_relay(env: Env, seconds: float, rate: float) -> dict[str, Any]:
+    """The trivial relay on the same topology: deliveries per second with 16 in flight, its CPU per message, and
+    its latency at saturation and at the fixed offered load (the floor the broker alone sets on this machine)."""
     connection = await aio_pika.connect(env.url)
     channel = await connection.channel()
     publish = await connection.channel(publisher_confirms=True)
@@ -317,9 +318,19 @@ async def run_null_relay(env: Env, seconds: float, null_cpu: dict[str, float]) -
     bodies = [(sender, str(uuid.uuid4()), body) for _ in range(40) for sender, _, body in env.bodies[:500]]
     try:
         meter = CpuMeter(broker=broker_pid(), relay_and_harness=os.getpid())
-        rate = await closed_loop(probe, bodies, 16, seconds)
-        null_cpu.update(meter.per_message(len(probe.latency)))
-        return rate
+        saturated = await closed_loop(probe, bodies[: len(bodies) // 2], 16, seconds)
+        at_saturation = [v * 1000 for v in probe.latency.values()]
+        cpu = meter.per_message(len(at_saturation))
+        probe.done.clear()
+        fixed = await open_loop(probe, bodies[len(bodies) // 2 :], rate, min(seconds, 10))
+        return {
+            "null_relay_msgs_per_s": saturated,
+            "null_relay_cpu_ms_per_message": cpu,
+            "null_relay_p50_ms_at_saturation": percentile(at_saturation, 50),
+            "null_relay_p99_ms_at_saturation": percentile(at_saturation, 99),
+            "null_relay_p50_ms_at_200": percentile(fixed, 50),
+            "null_relay_p99_ms_at_200": percentile(fixed, 99),
+        }
     finally:
         await probe.close()
         await connection.close()
@@ -353,8 +364,7 @@ async def main(seconds: float = 20.0, rate: float = 200.0, db: str = "sqlite") -
         estimate = int(seconds * 400 + rate * min(seconds, 10)) + 600
         env = make_env(Path(tmp), estimate)
         try:
-            null_cpu: dict[str, float] = {}
-            null = await run_null_relay(env, seconds, null_cpu)
+            null = await run_null_relay(env, seconds, rate)
             env.close()
             env = Env(env.url.replace(env.vhost, env.vhost + "-g"), env.vhost + "-g", env.tmp, env.pki, env.bodies)
             _ctl("add_vhost", env.vhost)
@@ -364,12 +374,11 @@ async def main(seconds: float = 20.0, rate: float = 200.0, db: str = "sqlite") -
         finally:
             env.close()
     return {
-        "null_relay_msgs_per_s": null,
+        **null,
         **figures,
-        "ratio": figures["tracegate_msgs_per_s"] / null,
+        "ratio": figures["tracegate_msgs_per_s"] / null["null_relay_msgs_per_s"],
         "db": db,
         "seconds": seconds,
         "stages_ms_per_message": stages,
-        "null_relay_cpu_ms_per_message": null_cpu,
         "body_bytes": int(statistics.mean(len(b) for _, _, b in env.bodies[:50])),
     }
