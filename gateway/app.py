@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 import signal
 from collections.abc import Callable
@@ -225,6 +226,10 @@ class Gateway:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         await self.start()
+        # What start loaded (schemas, keys, routing, the libraries' own state) lives as long as the process: the
+        # collector's full passes need not walk it again each time (they took 37 ms each, a latency spike).
+        gc.collect()
+        gc.freeze()
         await self._stop.wait()
         await self.stop()
 
