@@ -197,7 +197,13 @@ def _the_certificate(signature: etree._Element) -> x509.Certificate:
     x509_data = _one(key_info, "X509Data")
     if any(isinstance(c.tag, str) and c.tag != _D + "X509Certificate" for c in x509_data):
         raise _invalid("ds:X509Data may hold only the signing certificate")
-    text = _one(x509_data, "X509Certificate").text or ""
+    return _certificate_from_text(_one(x509_data, "X509Certificate").text or "")
+
+
+@lru_cache(maxsize=512)
+def _certificate_from_text(text: str) -> x509.Certificate:
+    """The certificate of an X509Certificate's text, decoded once per distinct text (a national system sends the
+    same one, formatted the same, with every message)."""
     try:
         return _certificate_from_der(base64.b64decode("".join(text.split()), validate=True))
     except (ValueError, binascii.Error) as err:

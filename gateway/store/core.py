@@ -81,8 +81,8 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
-def trace_from_row(row: Row[Any]) -> Trace:
-    """A `Trace` from its row."""
+def trace_from_row(row: Any) -> Trace:
+    """A `Trace` from its row (SQLAlchemy's, or one the driver read: see `bulk.Fetched`)."""
     m = row._mapping
     restrictions = None
     if m["restrictions"]:
@@ -212,6 +212,12 @@ _ONE_EARLIER = select(inbound).where(
     inbound.c.sender == bindparam("b_sender"), inbound.c.dedup_key == bindparam("b_key")
 )
 _SETTLE: dict[frozenset[str], Any] = {}
+# The same reads for SQLite's driver (see `bulk.Query`): a list parameter's values fill its IN.
+_Q_EARLIER = bulk.Query(
+    lambda bind: select(inbound).where(inbound.c.sender.in_(bind("senders")), inbound.c.dedup_key.in_(bind("keys")))
+)
+_Q_TRACES = bulk.Query(lambda bind: select(traces).where(traces.c.trace_id.in_(bind("ids"))))
+_Q_HEAD = bulk.Query(lambda bind: select(audit_head).where(audit_head.c.id == bind("id")))
 
 
 def _settle_statement(kinds: frozenset[str]) -> Any:
@@ -244,7 +250,7 @@ class Transaction:
         self._audit: list[audit_rules.Entry] = []
         self._pending: list[Effects] = []
         self._pending_keys: set[tuple[str, str]] = set()
-        self._known: dict[tuple[str, str], Row[Any] | None] = {}
+        self._known: dict[tuple[str, str], Any] = {}  # a Row, or a `bulk.Fetched` row; None: no earlier message
         self._traces: dict[str, Trace | None] = {}
         self.queued: list[OutboxMessage] = []  # outbox rows written here, with their ids: the relay's after commit
         self.before_flush: Callable[[], Awaitable[None]] | None = None  # completes recorded effects (signing)
@@ -287,7 +293,10 @@ class Transaction:
         await self.flush()
         if not self._audit:
             return None
-        head = (await self._conn.execute(_HEAD_LOCKED if self._locking else _HEAD)).first()
+        if self._locking:
+            head: Any = (await self._conn.execute(_HEAD_LOCKED)).first()
+        else:
+            head = next(iter(await (await self.writer()).fetch(_Q_HEAD, id=1)), None)
         seq, prev = (head.seq, head.hash) if head else (0, audit_rules.GENESIS)
         records = audit_rules.chain(self._audit, seq, prev)
         writer = await self.writer()
@@ -303,21 +312,31 @@ class Transaction:
     async def prefetch(self, keys: Sequence[tuple[str, str]], trace_ids: Iterable[str]) -> None:
         """Read, in two statements, the earlier messages and the traces a batch of messages will look up."""
         wanted = [k for k in dict.fromkeys(keys) if k not in self._known and k not in self._pending_keys]
+        # On SQLite through the driver (see `bulk`); on PostgreSQL through SQLAlchemy, which begins the transaction
+        # (the driver's statements must not come first) without locking the audit head for the whole batch.
         if wanted:
             senders, dedup_keys = sorted({s for s, _ in wanted}), sorted({k for _, k in wanted})
-            result = await self._conn.execute(_EARLIER, {"b_senders": senders, "b_keys": dedup_keys})
-            found = {(r.sender, r.dedup_key): r for r in result.all()}
+            if self._locking:
+                earlier: Sequence[Any] = (
+                    await self._conn.execute(_EARLIER, {"b_senders": senders, "b_keys": dedup_keys})
+                ).all()
+            else:
+                earlier = await (await self.writer()).fetch(_Q_EARLIER, senders=senders, keys=dedup_keys)
+            found = {(r.sender, r.dedup_key): r for r in earlier}
             for k in wanted:
                 self._known[k] = found.get(k)
         ids = [t for t in dict.fromkeys(trace_ids) if t and t not in self._traces]
         if ids:
-            statement = _TRACES_LOCKED if self._locking else _TRACES
-            rows = {r.trace_id: r for r in (await self._conn.execute(statement, {"b_ids": ids})).all()}
+            if self._locking:
+                read: Sequence[Any] = (await self._conn.execute(_TRACES_LOCKED, {"b_ids": ids})).all()
+            else:
+                read = await (await self.writer()).fetch(_Q_TRACES, ids=ids)
+            rows = {r.trace_id: r for r in read}
             for t in ids:
                 row = rows.get(t)
                 self._traces[t] = trace_from_row(row) if row is not None else None
 
-    async def find_inbound(self, sender: str, dedup_key: str) -> Row[Any] | None:
+    async def find_inbound(self, sender: str, dedup_key: str) -> Any:
         """The earlier message with this (sender, key), if any."""
         key = (sender, dedup_key)
         if key in self._pending_keys:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
-from gateway.store import Store
+from gateway.store import Store, core
 from gateway.store.tables import inbound, traces
 
 MOMENTS = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))
@@ -113,3 +113,34 @@ async def test_bulk_writes_roll_back_with_the_transaction(store: Store) -> None:
     with pytest.raises(RuntimeError, match="failed after writing"):
         await write_then_fail()
     assert await store.fetch(select(inbound)) == []
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    moment=MOMENTS,
+    detail=st.none() | TEXT,
+    body=st.binary(max_size=64),
+    keys=st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=4),
+)
+async def test_driver_reads_match_sqlalchemy_reads(
+    store: Store, moment: datetime, detail: str | None, body: bytes, keys: list[str]
+) -> None:
+    """A hot-path read through the driver gives the rows SQLAlchemy reads, values of the same types, for any number
+    of values in its IN lists."""
+    async with store.engine.begin() as conn:
+        for key in ("a", "b", "c"):
+            await conn.execute(insert(inbound).values(**_inbound_row(key, moment, detail, body)))
+    try:
+        async with store.transaction() as tx:
+            fetched = await (await tx.writer()).fetch(core._Q_EARLIER, senders=["ZA", "KE"], keys=keys)
+        expected = await store.fetch(select(inbound).where(inbound.c.dedup_key.in_(keys)).order_by(inbound.c.id))
+        assert sorted((dict(f._mapping) for f in fetched), key=lambda m: m["id"]) == [
+            dict(r._mapping) for r in expected
+        ]
+        assert all(
+            f.received_at == r.received_at and type(f.body) is type(r.body)
+            for f, r in zip(sorted(fetched, key=lambda f: f.id), expected, strict=True)
+        )
+    finally:
+        async with store.engine.begin() as conn:
+            await conn.execute(delete(inbound))
