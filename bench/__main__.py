@@ -22,6 +22,12 @@ def _table(figures: dict[str, Any]) -> None:
         f"tracegate vs the null relay ({figures['db']}, {figures['seconds']:.0f} s each, "
         f"~{figures['body_bytes']} B signed requests, 16 in flight at saturation)"
     )
+    sizes = figures.get("outbound_bytes")
+    if sizes:
+        print(
+            f"each answered with a ~{sizes['Delivery']} B Delivery and a ~{sizes['Receipt']} B Receipt "
+            "(the null relay publishes the same sizes)"
+        )
     rows = [
         ("null relay (broker limit)", f"{figures['null_relay_msgs_per_s']:.0f} msgs/s"),
         ("tracegate", f"{figures['tracegate_msgs_per_s']:.0f} msgs/s"),

@@ -72,14 +72,52 @@ async def _run(env: Env, bodies: list[tuple[str, str, bytes]], profiler: cProfil
     return spent
 
 
-async def profile(env: Env, count: int = 300) -> dict[str, float]:
-    """Milliseconds of CPU per message for each stage (profiled), and for the whole pipeline (not profiled: the
-    profiler's own cost would count; this is everything the gateway does per message but the broker's part)."""
+def _quiet() -> None:
+    """The in-process pipeline logs warnings only (as `tracegate serve` does under the harness)."""
     import logging
 
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+async def outbound_sizes(env: Env, count: int = 10) -> dict[str, int]:
+    """The mean size in bytes of each kind of message the switch sends for these requests (a Delivery and a
+    Receipt each), from the pipeline in-process: the null relay publishes the same sizes."""
+    _quiet()
+    settings = dataclasses.replace(
+        Settings(),
+        database_url=f"sqlite+aiosqlite:///{env.tmp / 'sizes.db'}",
+        routing_table=env.tmp / "routing.toml",
+        trust_dir=env.pki.trust_dir,
+        gateway_key=env.pki.gateway_key_path,
+        gateway_cert=env.pki.gateway_cert_path,
+        max_message_age_hours=24 * 365,
+    )
+    parts = load_parts(settings)
+    store = Store(settings.database_url)
+    await store.start()
+    broker = MemoryBroker()
+    await broker.declare_topology(parts.table.states)
+    pipeline = build_pipeline(settings, parts, store, lambda: datetime.now(UTC))
+    relay = OutboxRelay(store, broker, lambda: datetime.now(UTC))
+    try:
+        for sender, _, body in env.bodies[-count:]:
+            await pipeline.handle(Inbound(body=body, routing_key=sender))
+        await relay.relay_once()
+    finally:
+        await store.close()
+    sizes: dict[str, list[int]] = {}
+    for queue in broker.queues.values():
+        for message in queue:
+            sizes.setdefault(message.kind, []).append(len(message.body))
+    return {kind: sum(found) // len(found) for kind, found in sizes.items()}
+
+
+async def profile(env: Env, count: int = 300) -> dict[str, float]:
+    """Milliseconds of CPU per message for each stage (profiled), and for the whole pipeline (not profiled: the
+    profiler's own cost would count; this is everything the gateway does per message but the broker's part)."""
+    _quiet()
     profiler = cProfile.Profile()
     await _run(env, env.bodies[-count:], profiler)
     loaded: Any = pstats.Stats(profiler)

@@ -1,8 +1,9 @@
 """Throughput and latency of `tracegate serve` beside the broker's own limit, measured in the same run.
 
 null relay  the same topology, message sizes and confirms; a trivial consumer takes each inbound message,
-            publishes two outbound ones (as the switch does: a Delivery and a Receipt) and acks after the
-            confirms; no XML, crypto or database work. This is the limit on this machine.
+            publishes two outbound ones of the sizes the switch sends for it (a Delivery and a Receipt, measured
+            in-process first) and acks after the confirms; no XML, crypto or database work. This is the limit on
+            this machine.
 tracegate   signed ~4 KB trace requests from several states: sustained throughput with 16 requests in flight
             (closed loop, --seconds long), and end-to-end latency (publish by the requesting state until the
             destination receives its Delivery) at a fixed offered load and at saturation.
@@ -295,17 +296,26 @@ async def run_null_relay(env: Env, seconds: float, rate: float) -> dict[str, Any
         await inbound.bind(exchange, routing_key=state)
         await channel.declare_queue(f"itrace.outbound.{state}", durable=True)
     await channel.set_qos(prefetch_count=32)
+    from bench.stages import outbound_sizes
+
+    sizes = await outbound_sizes(env)  # what the switch sends for these requests, in bytes
+    delivery_size, receipt_size = sizes["Delivery"], sizes["Receipt"]
+
+    def sized(body: bytes, size: int) -> bytes:
+        return (body * (size // max(len(body), 1) + 1))[:size]
 
     async def relay(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         sender = STATES.index(message.routing_key or "ZA")
         out = aio_pika.Message(
-            message.body,
+            sized(message.body, delivery_size),
             message_id=str(uuid.uuid4()),
             type="Delivery",
             headers={"request": message.message_id or ""},
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
-        receipt = aio_pika.Message(message.body[:1500], type="Receipt", delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        receipt = aio_pika.Message(
+            sized(message.body, receipt_size), type="Receipt", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        )
         await asyncio.gather(
             publish.default_exchange.publish(out, routing_key=f"itrace.outbound.{STATES[(sender + 1) % 5]}"),
             publish.default_exchange.publish(receipt, routing_key=f"itrace.outbound.{message.routing_key}"),
@@ -330,6 +340,7 @@ async def run_null_relay(env: Env, seconds: float, rate: float) -> dict[str, Any
             "null_relay_p99_ms_at_saturation": percentile(at_saturation, 99),
             "null_relay_p50_ms_at_200": percentile(fixed, 50),
             "null_relay_p99_ms_at_200": percentile(fixed, 99),
+            "outbound_bytes": sizes,
         }
     finally:
         await probe.close()
