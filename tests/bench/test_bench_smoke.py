@@ -33,6 +33,10 @@ async def test_throughput_harness_runs_briefly() -> None:
     assert stages["whole pipeline"] > stages["verify"] + stages["sign"]  # the whole holds its parts
     assert figures["cpu_ms_per_message"]["tracegate"] > 0  # the gateway process worked for what it delivered
     assert set(figures["null_relay_cpu_ms_per_message"]) == {"broker", "relay_and_harness"}
+    # The null relay's latency floor is measured beside tracegate's, with outbound messages of the switch's sizes.
+    assert figures["null_relay_p50_ms_at_200"] > 0 and figures["null_relay_p99_ms_at_saturation"] > 0
+    sizes = figures["outbound_bytes"]
+    assert set(sizes) == {"Delivery", "Receipt"} and sizes["Delivery"] > figures["body_bytes"] > sizes["Receipt"] > 0
 
 
 def test_repeated_runs_are_summarised_by_their_medians() -> None:
