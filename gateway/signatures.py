@@ -411,8 +411,6 @@ class Signer:
             raise ValueError('the root must not carry an Id attribute: the profile signs the whole document (URI="")')
         if root.getparent() is not None:
             raise ValueError("only a whole document is signed: pass its root element")
-        if root.getprevious() is not None or root.getnext() is not None:
-            raise ValueError("the document holds nodes beside its root element; the profile signs none")
         if not in_place:
             root = copy.deepcopy(root)
         digest = base64.b64encode(

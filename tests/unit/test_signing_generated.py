@@ -159,12 +159,13 @@ def test_ecdsa_values_are_r_and_s_of_the_curve_size_not_der() -> None:
 
 
 def test_only_a_whole_document_is_signed() -> None:
-    """A child element, or a document with a comment or PI beside its root, is not signed: URI="" would cover
-    nodes the signer did not canonicalise."""
+    """A child element is not signed on its own; a comment or PI beside the root (a prolog) is left out of the
+    signed output, which holds the root element alone, as its signature covers."""
     signer = SIGNERS[RSA_SHA256]
     parent = etree.fromstring(b"<r><child/></r>")
     with pytest.raises(ValueError, match="whole document"):
         signer.sign(parent[0])
-    with_pi = etree.fromstring(b"<?keep me?><r/>").getroottree().getroot()
-    with pytest.raises(ValueError, match="beside its root"):
-        signer.sign(with_pi)
+    with_prolog = etree.fromstring(b"<!-- about --><?keep me?><r>t</r><!-- after -->")
+    body = signer.sign(with_prolog)
+    assert b"about" not in body and b"keep" not in body and b"after" not in body
+    assert _xmlsec_verifies(body, signer.certificate)
