@@ -617,6 +617,7 @@ class Store:
         self._commits = 0  # commits that wrote sent marks
         self._writes = 0  # write transactions committed
         self._marked: dict[int, int] = {}  # rows marked sent, with the commit that did it (for reads begun before)
+        self._handing: set[int] = set()  # outbox rows of the commit in progress: its own to hand to the relay
         self.on_queued: Callable[[list[OutboxMessage]], None] | None = None
 
     async def start(self) -> None:
@@ -696,7 +697,10 @@ class Store:
                             outbox, ("sent_at",), ("id",), [{"sent_at": at, "id": i} for i, at in marks.items()]
                         )
                     await tx.flush_audit()
+                    # Visible to a poll once committed, but handed to the relay only when the commit returns here.
+                    self._handing = {m.id for m in tx.queued}
             except BaseException as err:
+                self._handing = set()
                 self._sent_marks = {**marks, **self._sent_marks}
                 if isinstance(err, OperationalError | DBAPIError | OSError | ConnectionError):
                     raise TransientError(f"database unavailable: {type(err).__name__}") from err
@@ -707,6 +711,7 @@ class Store:
         if marks:
             self._commits += 1
             self._marked.update(dict.fromkeys(marks, self._commits))
+        self._handing = set()
         if tx.queued and self.on_queued is not None:
             self.on_queued(tx.queued)
 
@@ -730,13 +735,14 @@ class Store:
         """Outbox rows not yet confirmed by the broker, oldest first.
 
         Rows confirmed but not yet marked are left out, and so are rows whose mark committed while this read
-        was under way (its snapshot may predate the mark).
+        was under way (its snapshot may predate the mark), and rows of a commit that has not yet returned (it
+        hands them to `on_queued` itself).
         """
         began = self._commits
         q = select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit)
         async with self._faults(), self.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
-        skip = self._sent_marks.keys() | self._marking.keys() | self._marked.keys()
+        skip = self._sent_marks.keys() | self._marking.keys() | self._marked.keys() | self._handing
         self._marked = {i: c for i, c in self._marked.items() if c > began}  # later reads see those marks
         return [m for m in map(_outbox_from_row, rows) if m.id not in skip]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncTransaction
 
 from gateway import samples
 from gateway.outbox import OutboxRelay
@@ -74,3 +76,35 @@ async def test_rows_the_broker_refused_are_published_when_it_is_back(switch: Swi
     finally:
         await relay.drain()
         running.cancel()
+
+
+async def test_a_poll_while_a_commit_returns_leaves_its_rows_to_the_commit(
+    switch: Switch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are visible to other readers from the moment they commit, but the commit hands them to the relay only
+    when it returns to the event loop: a poll between the two must not publish them (the hand-over would then
+    publish them a second time)."""
+    committed, release = asyncio.Event(), asyncio.Event()
+    real_exit = AsyncTransaction.__aexit__
+
+    async def held_exit(self: AsyncTransaction, *exc: object) -> None:
+        await real_exit(self, *exc)  # type: ignore[arg-type]
+        if exc[0] is None:
+            committed.set()  # durable and visible to a poll, not yet back in the store's transaction
+            await release.wait()
+
+    relay = OutboxRelay(switch.store, switch.broker, switch.clock)
+    switch.store.on_queued = relay.hand_over
+    monkeypatch.setattr(AsyncTransaction, "__aexit__", held_exit)
+    body = switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ))
+    handling = asyncio.create_task(switch.pipeline.handle(Inbound(body=body, routing_key="ZA")))
+    await asyncio.wait_for(committed.wait(), timeout=10)
+    monkeypatch.setattr(AsyncTransaction, "__aexit__", real_exit)
+    assert len(await switch.store.fetch(select(outbox))) == 2  # committed: a poll reads them
+    assert await switch.store.unsent() == []  # but they are the committing transaction's to hand over
+    release.set()
+    await asyncio.wait_for(handling, timeout=10)
+    await _until(lambda: sum(_published(switch).values()) == 2)
+    await asyncio.sleep(0.05)
+    assert set(_published(switch).values()) == {1}
+    await relay.drain()
