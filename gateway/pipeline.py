@@ -43,6 +43,12 @@ from gateway.trust import TrustStore
 log = structlog.get_logger("tracegate.pipeline")
 _R = TypeVar("_R")
 _OWN = threading.local()  # a parser per thread, for documents the gateway itself composed
+# The loop turns a committed batch needs before its acks and publishes are on the socket: the handlers and the
+# relay's tasks resume (1) and queue their frames for the AMQP client's writer task (2), which writes them (3).
+# With one turn, the frames waited for the whole of the next batch's deciding (measured: the Delivery reached
+# its recipient 11-13 ms after the commit at saturation, 7 ms with three turns; p50 at 200 msgs/s 14-17 ms
+# against 9-11 ms, in runs alternated to cancel the machine's drift).
+_TURNS_AFTER_COMMIT = 3
 
 
 def _own_parser() -> etree.XMLParser:
@@ -147,9 +153,10 @@ class Pipeline:
             batch = self._waiting[: self.max_batch]
             del self._waiting[: len(batch)]
             await self._commit_batch(batch)
-            # Let the committed messages be acknowledged and relayed before deciding the next batch: deciding
-            # runs on the loop until its first real wait, and the next batch gathers whatever arrives meanwhile.
-            await asyncio.sleep(0)
+            # Let the committed messages be acknowledged and relayed before deciding the next batch (deciding runs
+            # on the loop until its first real wait; the next batch gathers whatever arrives meanwhile).
+            for _ in range(_TURNS_AFTER_COMMIT):
+                await asyncio.sleep(0)
 
     async def _commit_batch(self, batch: list[_Waiting]) -> None:
         """Decide and commit `batch` in one transaction; every message learns its outcome or the fault.
