@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.adapters.memory import MemoryBroker
 from gateway.app import build_pipeline, load_parts
 from gateway.outbox import OutboxRelay
+from gateway.pipeline import Pipeline
 from gateway.ports import Inbound
 from gateway.settings import Settings
 from gateway.store import Store
@@ -39,12 +40,21 @@ STAGES: dict[str, tuple[tuple[str, str], ...]] = {
 IN_FLIGHT = 16  # as the harness keeps at saturation: the committer batches them as it does under load
 
 
-async def _run(env: Env, bodies: list[tuple[str, str, bytes]], profiler: cProfile.Profile | None) -> float:
-    """Handle the requests, 16 at a time, relaying with the memory broker; returns the CPU seconds it took
-    (profiled if a profiler is given)."""
+@dataclasses.dataclass
+class _InProcess:
+    """The pipeline on a SQLite file of its own, relaying to a memory broker."""
+
+    store: Store
+    pipeline: Pipeline
+    relay: OutboxRelay
+    broker: MemoryBroker
+
+
+async def _in_process(env: Env, database: str) -> _InProcess:
+    """The switch's pipeline as `serve` builds it, on `database` in the run's folder."""
     settings = dataclasses.replace(
         Settings(),
-        database_url=f"sqlite+aiosqlite:///{env.tmp / 'stages.db'}",
+        database_url=f"sqlite+aiosqlite:///{env.tmp / database}",
         routing_table=env.tmp / "routing.toml",
         trust_dir=env.pki.trust_dir,
         gateway_key=env.pki.gateway_key_path,
@@ -57,18 +67,26 @@ async def _run(env: Env, bodies: list[tuple[str, str, bytes]], profiler: cProfil
     broker = MemoryBroker()
     await broker.declare_topology(parts.table.states)
     pipeline = build_pipeline(settings, parts, store, lambda: datetime.now(UTC))
-    relay = OutboxRelay(store, broker, lambda: datetime.now(UTC))
+    return _InProcess(store, pipeline, OutboxRelay(store, broker, lambda: datetime.now(UTC)), broker)
+
+
+async def _run(env: Env, bodies: list[tuple[str, str, bytes]], profiler: cProfile.Profile | None) -> float:
+    """Handle the requests, 16 at a time, relaying with the memory broker; returns the CPU seconds it took
+    (profiled if a profiler is given)."""
+    switch = await _in_process(env, "stages.db")
     started = time.process_time()
     if profiler is not None:
         profiler.enable()
     for i in range(0, len(bodies), IN_FLIGHT):
         chunk = bodies[i : i + IN_FLIGHT]
-        await asyncio.gather(*(pipeline.handle(Inbound(body=body, routing_key=sender)) for sender, _, body in chunk))
-        await relay.relay_once()
+        await asyncio.gather(
+            *(switch.pipeline.handle(Inbound(body=body, routing_key=sender)) for sender, _, body in chunk)
+        )
+        await switch.relay.relay_once()
     if profiler is not None:
         profiler.disable()
     spent = time.process_time() - started
-    await store.close()
+    await switch.store.close()
     return spent
 
 
@@ -85,30 +103,15 @@ async def outbound_sizes(env: Env, count: int = 10) -> dict[str, int]:
     """The mean size in bytes of each kind of message the switch sends for these requests (a Delivery and a
     Receipt each), from the pipeline in-process: the null relay publishes the same sizes."""
     _quiet()
-    settings = dataclasses.replace(
-        Settings(),
-        database_url=f"sqlite+aiosqlite:///{env.tmp / 'sizes.db'}",
-        routing_table=env.tmp / "routing.toml",
-        trust_dir=env.pki.trust_dir,
-        gateway_key=env.pki.gateway_key_path,
-        gateway_cert=env.pki.gateway_cert_path,
-        max_message_age_hours=24 * 365,
-    )
-    parts = load_parts(settings)
-    store = Store(settings.database_url)
-    await store.start()
-    broker = MemoryBroker()
-    await broker.declare_topology(parts.table.states)
-    pipeline = build_pipeline(settings, parts, store, lambda: datetime.now(UTC))
-    relay = OutboxRelay(store, broker, lambda: datetime.now(UTC))
+    switch = await _in_process(env, "sizes.db")
     try:
         for sender, _, body in env.bodies[-count:]:
-            await pipeline.handle(Inbound(body=body, routing_key=sender))
-        await relay.relay_once()
+            await switch.pipeline.handle(Inbound(body=body, routing_key=sender))
+        await switch.relay.relay_once()
     finally:
-        await store.close()
+        await switch.store.close()
     sizes: dict[str, list[int]] = {}
-    for queue in broker.queues.values():
+    for queue in switch.broker.queues.values():
         for message in queue:
             sizes.setdefault(message.kind, []).append(len(message.body))
     return {kind: sum(found) // len(found) for kind, found in sizes.items()}
