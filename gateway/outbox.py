@@ -22,11 +22,8 @@ _T = f"{{{NS}}}"
 
 
 def seal(signer: Signer, table: RoutingTable, kind: str, recipient: str, root: etree._Element) -> OutboxMessage:
-    """Sign a gateway message and address it to the recipient's queue: the exact bytes that will be sent.
-
-    The tree is signed in place: it was built to be sent and is not used again.
-    """
-    body = signer.sign(root, in_place=True)
+    """Sign a gateway message and address it to the recipient's queue: the exact bytes that will be sent."""
+    body = signer.sign(root)
     entry = table.entry(recipient)
     header = next(root.iterchildren(f"{_T}Header"))  # composed by the gateway: always the first child
     return OutboxMessage(

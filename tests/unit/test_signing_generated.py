@@ -169,3 +169,25 @@ def test_only_a_whole_document_is_signed() -> None:
     body = signer.sign(with_prolog)
     assert b"about" not in body and b"keep" not in body and b"after" not in body
     assert _xmlsec_verifies(body, signer.certificate)
+
+
+def test_the_body_is_the_canonical_document_with_its_signature_before_the_root_end_tag() -> None:
+    """What is sent is what was digested: the document's exclusive canonical form (no comments, end tags for
+    empty elements), the ds:Signature inserted as the root's last child."""
+    document = etree.fromstring(b'<r xmlns="urn:itrace:1" b="2" a="1"><e/><!-- note -->text</r>')
+    body = SIGNERS[ECDSA_SHA256].sign(document)
+    canonical = etree.tostring(document, method="c14n", exclusive=True, with_comments=False)
+    assert body.startswith(b"<?xml version='1.0' encoding='UTF-8'?>\n" + canonical[: -len(b"</r>")] + b"<ds:Signature")
+    assert body.endswith(b"</ds:Signature></r>")
+    assert _xmlsec_verifies(body, SIGNERS[ECDSA_SHA256].certificate)
+
+
+def test_a_namespace_name_with_an_ampersand_is_escaped_in_the_body() -> None:
+    """libxml2's c14n writes namespace names unescaped; a name with '&' (valid in a URI) still reads back."""
+    name = "http://example.org/b?x=1&y=2"
+    document = etree.Element(f"{{{name}}}A", nsmap={None: name})
+    etree.SubElement(document, f"{{{name}}}B").text = "t"
+    body = SIGNERS[RSA_SHA256].sign(document)
+    signed = etree.fromstring(body)
+    assert signed.tag == f"{{{name}}}A" and signed[0].tag == f"{{{name}}}B"
+    assert _xmlsec_verifies(body, SIGNERS[RSA_SHA256].certificate)
