@@ -7,6 +7,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from lxml import etree
 
@@ -16,8 +17,9 @@ _T = f"{{{NS}}}"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
+@lru_cache(maxsize=256)
 def stamp(moment: datetime) -> str:
-    """An `xs:dateTime` in UTC with a `Z`, to the millisecond."""
+    """An `xs:dateTime` in UTC with a `Z`, to the millisecond (remembered: a message's answers share moments)."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -129,8 +130,11 @@ class Writer:
         raise NotImplementedError
 
 
+@lru_cache(maxsize=1024)
 def sqlite_timestamp(value: datetime) -> str:
-    """A timestamp as SQLAlchemy's SQLite dialect stores it (UTC, no zone; read back as UTC)."""
+    """A timestamp as SQLAlchemy's SQLite dialect stores it (UTC, no zone; read back as UTC).
+
+    Remembered: a batch writes the same few moments (its messages' arrival, their deadlines) on many rows."""
     if value.tzinfo is not None and value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:26]  # without the zone: "YYYY-MM-DD HH:MM:SS.ffffff"
