@@ -73,6 +73,17 @@ def _table(figures: dict[str, Any]) -> None:
     print("  CPU per message by stage (profile, ms):")
     for stage, ms in figures["stages_ms_per_message"].items():
         print(f"    {stage:<40} {ms:>8.3f}")
+    runs = figures.get("runs", [])
+    if runs:
+        print("  each run (the medians above are of these):")
+        for i, run in enumerate(runs, 1):
+            print(
+                f"    {i}. {run.get('first', 'null relay')} first: null relay {run['null_relay_msgs_per_s']:.0f}, "
+                f"tracegate {run['tracegate_msgs_per_s']:.0f} msgs/s, ratio {run['ratio']:.3f}; saturation p99 "
+                f"{run['p99_ms_at_saturation']:.1f} ms; at {run.get('offered_rate', 200):.0f}/s p50/p99 "
+                f"{run['p50_ms_at_200']:.1f}/{run['p99_ms_at_200']:.1f} ms; tracegate CPU "
+                f"{run.get('cpu_ms_per_message', {}).get('tracegate', 0):.2f} ms/msg"
+            )
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -84,7 +95,7 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
             return {key: merge([v[key] for v in values]) for key in first}
         if isinstance(first, int | float) and not isinstance(first, bool):
             return statistics.median(values)
-        return first
+        return first if all(v == first for v in values) else " / ".join(map(str, values))
 
     if len(runs) == 1:
         return runs[0]
@@ -130,7 +141,10 @@ def main() -> None:
     else:
         from bench.throughput import main as throughput
 
-        runs = [asyncio.run(throughput(args.seconds, args.rate, args.db)) for _ in range(max(1, args.repeat))]
+        runs = [
+            asyncio.run(throughput(args.seconds, args.rate, args.db, tracegate_first=i % 2 == 1))
+            for i in range(max(1, args.repeat))
+        ]
         result = median_of(runs)
         _table(result)
         (RESULTS / "latest.json").write_text(json.dumps(result, indent=2))

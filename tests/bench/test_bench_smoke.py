@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.audit_verify import main as audit_bench
 from bench.scale import main as scale_bench
 from bench.throughput import main as throughput
@@ -21,9 +23,12 @@ async def test_scale_benchmark_uses_the_index() -> None:
     assert set(figures["routing_us"]) == {"5_states", "249_states"}  # type: ignore[arg-type]
 
 
-async def test_throughput_harness_runs_briefly() -> None:
-    """Two seconds of each run: every figure of latest.json is there and tracegate delivered something."""
-    figures = await throughput(seconds=2, rate=50, db="sqlite")
+@pytest.mark.parametrize("tracegate_first", [False, True], ids=["null-relay-first", "tracegate-first"])
+async def test_throughput_harness_runs_briefly(tracegate_first: bool) -> None:
+    """Two seconds of each run, in either order: every figure of latest.json is there and tracegate delivered
+    something."""
+    figures = await throughput(seconds=2, rate=50, db="sqlite", tracegate_first=tracegate_first)
+    assert figures["first"] == ("tracegate" if tracegate_first else "null relay")
     for key in ("null_relay_msgs_per_s", "tracegate_msgs_per_s", "ratio", "p50_ms_at_200", "p99_ms_at_200", "db"):
         assert key in figures
     assert figures["tracegate_msgs_per_s"] > 0 and figures["null_relay_msgs_per_s"] > 0
@@ -44,10 +49,11 @@ def test_repeated_runs_are_summarised_by_their_medians() -> None:
     from bench.__main__ import median_of
 
     runs = [
-        {"ratio": 0.3, "stages_ms_per_message": {"sign": 1.0}, "db": "sqlite"},
-        {"ratio": 0.5, "stages_ms_per_message": {"sign": 3.0}, "db": "sqlite"},
-        {"ratio": 0.4, "stages_ms_per_message": {"sign": 9.0}, "db": "sqlite"},
+        {"ratio": 0.3, "stages_ms_per_message": {"sign": 1.0}, "db": "sqlite", "first": "null relay"},
+        {"ratio": 0.5, "stages_ms_per_message": {"sign": 3.0}, "db": "sqlite", "first": "tracegate"},
+        {"ratio": 0.4, "stages_ms_per_message": {"sign": 9.0}, "db": "sqlite", "first": "null relay"},
     ]
     summary = median_of(runs)
     assert summary["ratio"] == 0.4 and summary["stages_ms_per_message"] == {"sign": 3.0}
     assert summary["db"] == "sqlite" and summary["runs"] == runs
+    assert summary["first"] == "null relay / tracegate / null relay"  # the order alternates
