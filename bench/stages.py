@@ -65,7 +65,7 @@ async def _in_process(env: Env, database: str) -> _InProcess:
     store = Store(settings.database_url)
     await store.start()
     broker = MemoryBroker()
-    await broker.declare_topology(parts.table.states)
+    await broker.declare_topology(parts.table.states, outbound=[e.queue for e in parts.table.states.values()])
     pipeline = build_pipeline(settings, parts, store, lambda: datetime.now(UTC))
     return _InProcess(store, pipeline, OutboxRelay(store, broker, lambda: datetime.now(UTC)), broker)
 

@@ -142,7 +142,8 @@ class Gateway:
                 if attempt.retry_state.attempt_number > 1:
                     log.warning("broker unreachable; retrying", attempt=attempt.retry_state.attempt_number)
                 await self.broker.connect()
-        await self.broker.declare_topology(self.parts.table.states)
+        table = self.parts.table
+        await self.broker.declare_topology(table.states, outbound=[entry.queue for entry in table.states.values()])
         self.health.set(broker="up")
 
     async def _open_store(self) -> None:

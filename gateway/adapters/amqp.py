@@ -92,8 +92,13 @@ class AmqpBroker:
             )
         return args
 
-    async def declare_topology(self, states: Iterable[str]) -> None:
-        """Declare, idempotently, the exchange, the gateway's queue bound per state, and each outbound queue."""
+    async def declare_topology(self, states: Iterable[str], *, outbound: Iterable[str] | None = None) -> None:
+        """Declare, idempotently, the exchange, the gateway's queue bound per state, and each outbound queue.
+
+        `outbound`: the queues the gateway publishes to (the routing table's, where a state's entry names a queue
+        of its own); by default each state's `itrace.outbound.<CC>`. A queue the gateway publishes to but never
+        declared would return every message sent to it (publishes are mandatory), and the relay would retry them
+        for ever."""
         channel = self._consume_channel
         assert channel is not None, "connect first"
         exchange = await channel.declare_exchange(INBOUND_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
@@ -101,11 +106,11 @@ class AmqpBroker:
         dead = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": self.queue_type})
         await dead.bind(dlx)
         self._queue = await channel.declare_queue(INBOUND_QUEUE, durable=True, arguments=self._queue_arguments())
+        states = list(states)
         for state in states:
             await self._queue.bind(exchange, routing_key=state)
-            await channel.declare_queue(
-                outbound_queue(state), durable=True, arguments={"x-queue-type": self.queue_type}
-            )
+        for queue in dict.fromkeys(outbound if outbound is not None else map(outbound_queue, states)):
+            await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": self.queue_type})
 
     def _state_of(self, user_id: str | None) -> str | None:
         """The state a broker-validated user speaks for: `npc-ZA` is ZA (a user named by its code alone is too)."""

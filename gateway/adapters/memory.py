@@ -28,9 +28,9 @@ class MemoryBroker:
         self._handler: Handler | None = None
         self.fail_publishing = False
 
-    async def declare_topology(self, states: Iterable[str]) -> None:
-        """Declare each state's outbound queue."""
-        self.declared.update(f"itrace.outbound.{s}" for s in states)
+    async def declare_topology(self, states: Iterable[str], *, outbound: Iterable[str] | None = None) -> None:
+        """Declare the outbound queues (by default each state's `itrace.outbound.<CC>`)."""
+        self.declared.update(outbound if outbound is not None else (f"itrace.outbound.{s}" for s in states))
 
     async def consume(self, handler: Handler) -> None:
         """Remember the handler that `send` feeds."""

@@ -34,9 +34,11 @@ class Received:
 class NationalSystem:
     """One simulated NPC: its own AMQP connection, publishing as its state and reading its own queue."""
 
-    def __init__(self, state: str, url: str) -> None:
+    def __init__(self, state: str, url: str, *, queue: str | None = None) -> None:
+        """`queue`: the routing table's queue for the state, where it names one (else the contract's)."""
         self.state = state
         self.url = url
+        self.queue = queue or outbound_queue(state)
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
@@ -45,7 +47,7 @@ class NationalSystem:
         """Connect and open this state's outbound queue (declared by the gateway)."""
         self._connection = await aio_pika.connect(self.url, client_properties={"connection_name": f"npc-{self.state}"})
         self._channel = await self._connection.channel(publisher_confirms=True)
-        self._queue = await self._channel.declare_queue(outbound_queue(self.state), passive=True)
+        self._queue = await self._channel.declare_queue(self.queue, passive=True)
         if purge:
             await self._queue.purge()
 

@@ -132,7 +132,7 @@ async def _assemble(settings: Settings, broker: MemoryBroker, clock: Clock, sign
     parts = load_parts(settings)
     store = Store(settings.database_url, schema=settings.database_schema or None)
     await store.start()
-    await broker.declare_topology(parts.table.states)
+    await broker.declare_topology(parts.table.states, outbound=[e.queue for e in parts.table.states.values()])
     relay = OutboxRelay(store, broker, clock)
     pipeline = build_pipeline(settings, parts, store, clock)
     scheduler = Scheduler(store, parts.signer, parts.table, clock)
