@@ -84,6 +84,7 @@ def build_pipeline(
         max_skew_seconds=settings.max_clock_skew.total_seconds(),
         on_commit=on_commit,
         require_user_id=settings.require_user_id,
+        inline_check_bytes=settings.inline_check_bytes,
     )
 
 
@@ -113,6 +114,8 @@ class Gateway:
         self.pipeline.crypto = self.crypto
         self.signing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signing") if self.crypto else None
         self.pipeline.signing = self.signing
+        self.large = None if self.crypto else ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-large")
+        self.pipeline.large = self.large
         self.scheduler = Scheduler(
             self.store,
             self.parts.signer,
@@ -253,7 +256,7 @@ class Gateway:
             await write_checkpoint(self.store, self.parts.signer, self.clock())  # the last word before exit
         await self.broker.close()
         await self.store.close()
-        for pool in (self.crypto, self.signing):
+        for pool in (self.crypto, self.signing, self.large):
             if pool is not None:
                 pool.shutdown(wait=False)
         if self._health_server is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -17,6 +18,13 @@ XINCLUDE_NAMESPACES = frozenset({"http://www.w3.org/2001/XInclude", "http://www.
 _XINCLUDE_ELEMENTS = tuple(f"{{{ns}}}*" for ns in sorted(XINCLUDE_NAMESPACES))
 _T = f"{{{NS}}}"
 _LOCAL = threading.local()
+MAX_NAMESPACES_PER_ELEMENT = 32
+"""Namespace declarations one element may carry (a contract message needs two or three)."""
+MAX_ATTRIBUTES_PER_ELEMENT = 32
+"""Attributes one element may carry (the contract's elements have at most three)."""
+# Below these counts in the whole body no element can exceed a cap, so the exact count is skipped.
+_NS_GATE = MAX_NAMESPACES_PER_ELEMENT
+_ATTRIBUTE_GATE = MAX_ATTRIBUTES_PER_ELEMENT
 
 
 def _parser() -> etree.XMLParser:
@@ -77,6 +85,53 @@ def _prolog_declares_doctype(body: bytes) -> bool:
     return False
 
 
+class _Counter:
+    """A parser target that counts each element's own namespace declarations and attributes, building nothing."""
+
+    def start(self, tag: str, attrib: dict[str, str], nsmap: dict[str | None, str] | None = None) -> None:
+        """Refuse the first element over a cap (the parse stops there)."""
+        if nsmap and len(nsmap) > MAX_NAMESPACES_PER_ELEMENT:
+            raise Refused(
+                ErrorCode.FORBIDDEN_XML,
+                f"an element declares {len(nsmap)} namespaces; the limit is {MAX_NAMESPACES_PER_ELEMENT}",
+            )
+        if len(attrib) > MAX_ATTRIBUTES_PER_ELEMENT:
+            raise Refused(
+                ErrorCode.FORBIDDEN_XML,
+                f"an element carries {len(attrib)} attributes; the limit is {MAX_ATTRIBUTES_PER_ELEMENT}",
+            )
+
+    def end(self, tag: str) -> None:
+        """Nothing to do at an end tag."""
+
+    def data(self, data: str | bytes) -> None:
+        """Text is not counted."""
+
+    def comment(self, text: str | bytes) -> None:
+        """Comments are not counted (the signature check refuses them)."""
+
+    def close(self) -> None:
+        """Nothing is built."""
+
+
+def _check_declarations(body: bytes) -> None:
+    """Refuse an element with more namespace declarations or attributes than the caps allow.
+
+    Each declaration is cheap to parse but a canonicalisation may have to render it on every element in its scope;
+    the caps keep what any message can cost proportional to its size. The exact count (a second, tree-less parse)
+    runs only for a body with enough declarations or attributes in all to exceed a cap somewhere.
+    """
+    if body.count(b"xmlns") <= _NS_GATE and body.count(b"=") <= _ATTRIBUTE_GATE:
+        return
+    # lxml-stubs type a target's start() without the nsmap lxml passes to a target that takes it.
+    counter: Any = _Counter()
+    parser = etree.XMLParser(target=counter, resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        etree.fromstring(body, parser)
+    except etree.XMLSyntaxError:
+        return  # the tree parse that follows says what is malformed
+
+
 def _parse(body: bytes) -> etree._ElementTree:
     """Parse with the hardened parser; a syntax error is MALFORMED_XML with its position and kind, never its text."""
     if not body.strip():
@@ -84,6 +139,7 @@ def _parse(body: bytes) -> etree._ElementTree:
     if _prolog_declares_doctype(body):
         # Refused before libxml2 sees it: no DTD, internal or external, is ever read or resolved.
         raise Refused(ErrorCode.FORBIDDEN_XML, "a document type declaration (DTD) is not allowed")
+    _check_declarations(body)
     try:
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as err:

@@ -96,12 +96,33 @@ class _Waiting:
     done: asyncio.Future[Outcome]
 
     @property
+    def holds_slot(self) -> bool:
+        """Whether the message occupies its sender's duplicate slot (only a verified one does)."""
+        return isinstance(self.checked, Verified)
+
+    @property
     def trace_ids(self) -> tuple[str, ...]:
         """The traces deciding it may read: the one it names, and the one it would open."""
         if isinstance(self.checked, Verified):
             header = self.checked.header
             return tuple(t for t in (header.trace_id, header.message_id) if t)
         return ()
+
+
+UNVERIFIED_PREFIX = "unverified:"
+
+
+def _slot(checked: Verified | Refused) -> str:
+    """The duplicate slot a message takes: its verified sender's MessageId (UUIDs compare case-insensitively).
+
+    A message refused before its signature, sender, connection and freshness were all verified takes a slot of its
+    own, which nothing will ever repeat: it is kept as evidence and audited, but it cannot be filed under a
+    state's (sender, MessageId) and so block that state's genuine message with the same MessageId (a forger's
+    publish under another state's routing key, or the state's own retry after fixing its signing fault).
+    """
+    if isinstance(checked, Verified):
+        return checked.header.message_id.lower()[:80]
+    return f"{UNVERIFIED_PREFIX}{uuid.uuid4()}"
 
 
 @dataclass
@@ -123,6 +144,8 @@ class Pipeline:
     max_batch: int = 64
     crypto: Executor | None = None  # threads for parsing and XML-DSig; None runs them inline
     signing: Executor | None = None  # a thread of its own for the committer's signing (never queued behind checks)
+    large: Executor | None = None  # with no crypto threads: where a message over `inline_check_bytes` is checked
+    inline_check_bytes: int = 65_536
     _known_tables: set[str] = field(default_factory=set)
     _waiting: list[_Waiting] = field(default_factory=list)
     _committer: asyncio.Task[None] | None = None
@@ -135,10 +158,16 @@ class Pipeline:
         started = time.perf_counter()
         now = self.clock()
         digest = hashlib.sha256(message.body).hexdigest()
-        envelope, checked = await self._off_loop(self._open_and_check, message, now)
-        key = (envelope.message_id if envelope else None) or message.message_id or digest
+        if self.crypto is None and self.large is not None and len(message.body) > self.inline_check_bytes:
+            # A large message's checks cost in proportion to its size (the parser's caps see to that), up to
+            # milliseconds for 1 MiB: they run beside the loop, so no one sender's large messages hold up others'.
+            loop = asyncio.get_running_loop()
+            envelope, checked = await loop.run_in_executor(self.large, self._open_and_check, message, now)
+        else:
+            envelope, checked = await self._off_loop(self._open_and_check, message, now)
+        key = _slot(checked)
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        waiting = _Waiting(message, envelope, checked, key[:80], digest, now, done)
+        waiting = _Waiting(message, envelope, checked, key, digest, now, done)
         self._waiting.append(waiting)
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting(), name="group-commit")
@@ -169,7 +198,8 @@ class Pipeline:
         try:
             async with self.store.transaction() as tx:
                 await tx.prefetch(
-                    [(w.message.transport_sender, w.key) for w in batch], (t for w in batch for t in w.trace_ids)
+                    [(w.message.transport_sender, w.key) for w in batch if w.holds_slot],
+                    (t for w in batch for t in w.trace_ids),
                 )
                 if self.table.version not in self._known_tables:  # kept once, so audits can replay with it
                     await tx.remember_table(self.table.version, self.table.canonical(), batch[0].now)
@@ -196,7 +226,7 @@ class Pipeline:
 
     async def _decide_one(self, tx: Transaction, w: _Waiting) -> Outcome:
         """One message of a batch: answered again if it is a repeat, otherwise decided and recorded."""
-        earlier = await tx.find_inbound(w.message.transport_sender, w.key)
+        earlier = await tx.find_inbound(w.message.transport_sender, w.key) if w.holds_slot else None
         if earlier is not None:
             return await self._answer_again(tx, earlier, w.message, w.envelope, w.now)
         return await self._commit(tx, w.checked, w.envelope, w.message, w.key, w.digest, w.now)

@@ -20,6 +20,8 @@ DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
 XSD_NAMESPACE = "http://www.w3.org/2001/XMLSchema"
 ENTRY_POINT = "itrace.xsd"
 DETAIL_LIMIT = 300
+UNNAMED = "*"
+"""How a detail shows an element or attribute name the XSDs do not declare (never the sender's own text)."""
 
 NPC_MESSAGE_TYPES: frozenset[str] = frozenset(
     {
@@ -85,7 +87,6 @@ _FIXED_FAULTS = {
 }
 _PHOTO = f"{{{NAMESPACE}}}Photo"  # base64Binary lengths count decoded bytes
 _PATH_STEP = re.compile(r"(?P<name>[^\[\]/]+)(?:\[(?P<index>[0-9]+)\])?")
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
 _ATTRIBUTE = re.compile(r"^Element '[^']*', attribute '(?:\{[^}]*\})?([^'{}]+)'")
 _REQUIRED_ATTRIBUTE = re.compile(r"The attribute '(?:\{[^}]*\})?([^'{}]+)' is required but missing")
 _QUOTED = re.compile(r"'([^']*)'")
@@ -176,13 +177,10 @@ class SchemaSet:
         if qname.namespace != NAMESPACE:
             raise Refused(
                 ErrorCode.SCHEMA_INVALID,
-                f"/{_safe_name(qname.localname)}: root element is not in namespace {NAMESPACE}",
+                f"/{_label(root, self._vocabulary)}: root element is not in namespace {NAMESPACE}",
             )
         if qname.localname not in self._vocabulary.roots:
-            raise Refused(
-                ErrorCode.SCHEMA_INVALID,
-                f"/{_safe_name(qname.localname)}: not a message type of {NAMESPACE}",
-            )
+            raise Refused(ErrorCode.SCHEMA_INVALID, f"/*: the root element is not a message type of {NAMESPACE}")
         with self._lock:
             if self._schema.validate(root):
                 return
@@ -258,7 +256,7 @@ def _detail(root: etree._Element, faults: list[_Fault], vocabulary: _Vocabulary)
         return "not valid against the contract's schema"
     first = faults[0]
     node = _locate(root, first.path)
-    path = _render_path(root, node) if node is not None else f"/{_label(root)}"
+    path = _render_path(root, node, vocabulary) if node is not None else f"/{_label(root, vocabulary)}"
     attribute = _attribute(first, vocabulary)
     if attribute:
         path = f"{path}/@{attribute}"
@@ -335,7 +333,7 @@ def _attribute(fault: _Fault, vocabulary: _Vocabulary) -> str:
     if match is None:
         return ""
     name = match.group(1).rsplit(":", 1)[-1]
-    return name if name in vocabulary.attributes else _safe_name(name)
+    return name if name in vocabulary.attributes else UNNAMED
 
 
 def _foreign(node: etree._Element | None) -> str:
@@ -378,12 +376,12 @@ def _step_matches(element: etree._Element, name: str) -> bool:
     return qname.localname == local and not qname.namespace
 
 
-def _render_path(root: etree._Element, node: etree._Element) -> str:
+def _render_path(root: etree._Element, node: etree._Element, vocabulary: _Vocabulary) -> str:
     """`/TraceRequest/Firearm/ImportMark[2]/State`: local names, an index only where siblings share a name."""
     steps: list[str] = []
     current: etree._Element | None = node
     while current is not None:
-        label = _label(current)
+        label = _label(current, vocabulary)
         parent = current.getparent() if current is not root else None
         if parent is not None:
             same = [s for s in parent if s.tag == current.tag]
@@ -394,13 +392,12 @@ def _render_path(root: etree._Element, node: etree._Element) -> str:
     return "/" + "/".join(reversed(steps))
 
 
-def _label(element: etree._Element) -> str:
-    """An element's name for a detail: local name, `ds:` for XML-DSig, sanitized and bounded."""
+def _label(element: etree._Element, vocabulary: _Vocabulary) -> str:
+    """An element's name for a detail: a name the XSDs declare (`ds:` for XML-DSig), else `*`.
+
+    Element names are the sender's text as much as values are: a detail names only what the contract names.
+    """
     qname = etree.QName(element)
-    local = _safe_name(qname.localname)
-    return f"ds:{local}" if qname.namespace == DSIG_NAMESPACE else local
-
-
-def _safe_name(name: str) -> str:
-    """Element and attribute names may be shown; anything odd in them is masked and the length capped."""
-    return _UNSAFE_NAME.sub("?", name)[:48] or "?"
+    if qname.localname not in vocabulary.elements:
+        return UNNAMED
+    return f"ds:{qname.localname}" if qname.namespace == DSIG_NAMESPACE else qname.localname

@@ -49,6 +49,7 @@ class Settings:
     queue_type: str = "classic"  # or "quorum"
     delivery_limit: int = 5
     relay_batch: int = 200
+    inline_check_bytes: int = 65536  # larger messages are checked on a thread of their own, never on the event loop
     crypto_threads: int = 0  # threads for parsing and XML-DSig; 0: all on the event loop (fastest on 2 cores shared
     # with the broker: measured, threads cost more in GIL hand-offs than they gain; see docs/architecture.md)
     log_level: str = "info"

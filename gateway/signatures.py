@@ -14,10 +14,13 @@ by `xmlsec1`).
 signxml stays for its catalogue of algorithm URIs (and the tests forge deviant signatures with it).
 
 Profile decisions: the Reference must be `URI=""` with transforms exactly [enveloped-signature,
-exc-c14n]; SignedInfo itself may be canonicalised with exc-c14n, c14n 1.0 or c14n 1.1, never a
-`#WithComments` variant (SignedInfo lies wholly inside ds:Signature, so inclusive c14n adds nothing an
-attacker controls, and NPC toolkits differ in their default). Because comments are never signed, any
-comment or processing instruction inside the root element is refused rather than silently dropped.
+exc-c14n], and SignedInfo is canonicalised with exc-c14n too (contract section 3 names no other method).
+Neither a ds:Transform nor ds:CanonicalizationMethod may hold anything: no `InclusiveNamespaces` prefix list,
+no XPath, no XSLT. Inclusive c14n (of SignedInfo, or exclusive c14n told to render prefixes inclusively) must
+write every namespace declaration in scope on every element, which costs libxml2 time quadratic in the number
+of declarations: a small message with thousands of unused ones stalled the switch for seconds before its digest
+could even fail. Because comments are never signed, any comment or processing instruction inside the root
+element, or a comment beside it, is refused rather than silently dropped (or relayed unsigned in a `Payload`).
 KeyInfo must be exactly one X509Data holding exactly one X509Certificate: no KeyValue, KeyName,
 RetrievalMethod or chain; CAs are configured at the gateway, not carried in messages.
 """
@@ -38,7 +41,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from lxml import etree
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 
@@ -60,7 +63,7 @@ SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
 
 ALLOWED_SIGNATURE_METHODS: frozenset[str] = frozenset({RSA_SHA256, RSA_SHA512, ECDSA_SHA256, ECDSA_SHA384})
 ALLOWED_DIGESTS: frozenset[str] = frozenset({SHA256, SHA384, SHA512})
-ALLOWED_SIGNED_INFO_C14N: frozenset[str] = frozenset({EXC_C14N, C14N_10, C14N_11})
+ALLOWED_SIGNED_INFO_C14N: frozenset[str] = frozenset({EXC_C14N})
 TRANSFORMS: tuple[str, ...] = (ENVELOPED, EXC_C14N)
 
 _D = f"{{{DS}}}"
@@ -138,10 +141,16 @@ def _the_signature(root: etree._Element) -> etree._Element:
 
 
 def _check_no_unsigned_nodes(root: etree._Element) -> None:
-    """Comments and processing instructions are not covered by the profile's c14n: refuse them."""
+    """Comments are not covered by the profile's c14n: refuse them, inside the root and beside it (the exact bytes
+    received are relayed in a `Payload`, so nothing unsigned may ride along). Processing instructions inside the
+    root are refused too; one in the prolog is covered by `URI=""` like the root, so it is signed or it fails."""
     for node in root.iter(etree.Comment, etree.ProcessingInstruction):
         kind = "a comment" if isinstance(node, etree._Comment) else "a processing instruction"
         raise _invalid(f"unsigned content: {kind} inside the signed element")
+    for where, siblings in (("before", root.itersiblings(preceding=True)), ("after", root.itersiblings())):
+        for node in siblings:
+            if isinstance(node, etree._Comment):  # a prolog PI is signed content (URI="" covers it); comments never
+                raise _invalid(f"unsigned content: a comment {where} the root element (comments are never signed)")
 
 
 def _one(parent: etree._Element, name: str) -> etree._Element:
@@ -152,15 +161,23 @@ def _one(parent: etree._Element, name: str) -> etree._Element:
     return found[0]
 
 
+def _has_content(element: etree._Element) -> bool:
+    """Whether an algorithm element holds anything at all: a child of any kind, or text other than white space."""
+    return len(element) > 0 or bool((element.text or "").strip())
+
+
 def _check_reference(signed_info: etree._Element) -> None:
     """One Reference to the whole document, transformed exactly as the profile says, digested strongly."""
     reference = _one(signed_info, "Reference")
     if reference.get("URI") != "":
         raise _invalid('the reference must cover the whole message (URI=""), not a fragment or a resource')
-    transforms = [t.get("Algorithm") for t in reference.iterfind(f"{_D}Transforms/{_D}Transform")]
+    elements = list(reference.iterfind(f"{_D}Transforms/{_D}Transform"))
+    transforms = [t.get("Algorithm") for t in elements]
     if tuple(transforms) != TRANSFORMS:
         found = ", ".join(_label(t) for t in transforms) or "none"
         raise _invalid(f"transforms must be exactly enveloped-signature then exclusive c14n; found: {found}")
+    if any(_has_content(t) for t in elements):
+        raise _invalid("a ds:Transform must be empty: no InclusiveNamespaces prefix list or other parameter is allowed")
     digest = _one(reference, "DigestMethod").get("Algorithm")
     if digest not in ALLOWED_DIGESTS:
         raise _not_allowed("digest method", digest)
@@ -169,15 +186,33 @@ def _check_reference(signed_info: etree._Element) -> None:
 def _check_signed_info(signature: etree._Element) -> None:
     """Canonicalization, signature method and reference of SignedInfo are in the profile."""
     signed_info = _one(signature, "SignedInfo")
-    c14n = _one(signed_info, "CanonicalizationMethod").get("Algorithm")
+    c14n_method = _one(signed_info, "CanonicalizationMethod")
+    c14n = c14n_method.get("Algorithm")
     if c14n not in ALLOWED_SIGNED_INFO_C14N:
         raise _not_allowed("canonicalization method", c14n)
+    if _has_content(c14n_method):
+        raise _invalid(
+            "ds:CanonicalizationMethod must be empty: no InclusiveNamespaces prefix list or other parameter is allowed"
+        )
     method = _one(signed_info, "SignatureMethod").get("Algorithm")
     if method not in ALLOWED_SIGNATURE_METHODS:
         raise _not_allowed("signature method", method)
     _check_reference(signed_info)
     if signature.find(_D + "Object") is not None:
         raise _invalid("ds:Object is not allowed: the signature signs the message, nothing else")
+
+
+_KEY_INFO_NAMES = frozenset(
+    {"KeyName", "KeyValue", "RetrievalMethod", "X509Data", "PGPData", "SPKIData", "MgmtData", "DEREncodedKeyValue"}
+)
+
+
+def _dsig_name(element: etree._Element) -> str:
+    """An XML-DSig element's name for a refusal, or a neutral word: element names are the sender's text too."""
+    qname = etree.QName(element)
+    if qname.namespace == DS and qname.localname in _KEY_INFO_NAMES:
+        return qname.localname
+    return "an element XML-DSig does not name"
 
 
 @lru_cache(maxsize=512)
@@ -191,7 +226,7 @@ def _the_certificate(signature: etree._Element) -> x509.Certificate:
     key_info = signature.find(_D + "KeyInfo")
     if key_info is None:
         raise _invalid("ds:KeyInfo is missing: the signer's certificate must be in KeyInfo/X509Data")
-    others = sorted({etree.QName(c).localname for c in key_info if isinstance(c.tag, str)} - {"X509Data"})
+    others = sorted({_dsig_name(c) for c in key_info if isinstance(c.tag, str)} - {"X509Data"})
     if others:
         raise _invalid(f"ds:KeyInfo may hold only X509Data; found {', '.join(others)} (key confusion)")
     x509_data = _one(key_info, "X509Data")
@@ -208,9 +243,6 @@ def _certificate_from_text(text: str) -> x509.Certificate:
         return _certificate_from_der(base64.b64decode("".join(text.split()), validate=True))
     except (ValueError, binascii.Error) as err:
         raise _invalid("ds:X509Certificate is not a readable base64 DER certificate") from err
-
-
-_HASHES = {SHA256: hashlib.sha256, SHA384: hashlib.sha384, SHA512: hashlib.sha512}
 
 
 def _dotted(version: tuple[int, ...]) -> str:
@@ -238,24 +270,45 @@ def _verification_key(cert: x509.Certificate) -> xmlsec.Key:
     return xmlsec.Key.from_memory(spki, xmlsec.constants.KeyDataFormatPem)
 
 
-def _digest_holds(root: etree._Element, signature: etree._Element) -> bool:
-    """After a failed check: whether the content digest still matches (so the signature value is what fails).
+_METHOD_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    RSA_SHA256: hashes.SHA256,
+    RSA_SHA512: hashes.SHA512,
+    ECDSA_SHA256: hashes.SHA256,
+    ECDSA_SHA384: hashes.SHA384,
+}
 
-    Only names the failure for the sender; the verdict is xmlsec's.
+
+def _signed_info_holds(signature: etree._Element, cert: x509.Certificate) -> bool:
+    """After a failed check: whether SignatureValue is a good signature of SignedInfo (so the content digest is
+    what fails: the message was altered after signing).
+
+    Only names the failure for the sender; the verdict is xmlsec's. SignedInfo is small whatever the message's
+    size, so a forgery costs about what a genuine message does (the content is not canonicalised a second time).
     """
-    reference = signature.find(f"{_D}SignedInfo/{_D}Reference")
-    method = reference.find(_D + "DigestMethod") if reference is not None else None
-    value = reference.findtext(_D + "DigestValue") if reference is not None else None
-    digest = _HASHES.get(method.get("Algorithm", "") if method is not None else "")
-    if digest is None or value is None:
+    signed_info = signature.find(_D + "SignedInfo")
+    method = signed_info.find(_D + "SignatureMethod") if signed_info is not None else None
+    algorithm = _METHOD_HASHES.get(method.get("Algorithm", "") if method is not None else "")
+    text = signature.findtext(_D + "SignatureValue")
+    if signed_info is None or algorithm is None or text is None:
         return False
-    content = etree.fromstring(etree.tostring(root))
-    content.remove(content[len(content) - 1])
-    canonical = etree.tostring(content, method="c14n", exclusive=True, with_comments=False)
     try:
-        return base64.b64decode("".join(value.split()), validate=True) == digest(canonical).digest()
+        value = base64.b64decode("".join(text.split()), validate=True)
     except (ValueError, binascii.Error):
         return False
+    data = etree.tostring(signed_info, method="c14n", exclusive=True, with_comments=False)
+    key = cert.public_key()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(value, data, padding.PKCS1v15(), algorithm())
+            return True
+        if isinstance(key, ec.EllipticCurvePublicKey) and value and len(value) % 2 == 0:
+            half = len(value) // 2
+            r, s = int.from_bytes(value[:half], "big"), int.from_bytes(value[half:], "big")
+            key.verify(encode_dss_signature(r, s), data, ec.ECDSA(algorithm()))
+            return True
+    except (InvalidSignature, ValueError):
+        return False
+    return False
 
 
 def _cryptographic_check(root: etree._Element, signature: etree._Element, cert: x509.Certificate) -> etree._Element:
@@ -269,7 +322,7 @@ def _cryptographic_check(root: etree._Element, signature: etree._Element, cert: 
     try:
         context.verify(signature)
     except xmlsec.VerificationError as err:
-        if not _digest_holds(root, signature):
+        if _signed_info_holds(signature, cert):
             raise _invalid(
                 "digest of the signed content does not match: the message was altered after signing"
             ) from err

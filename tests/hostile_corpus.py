@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import io
 import random
+import re
 import tomllib
 import uuid
 import zipfile
@@ -234,6 +235,42 @@ async def wide(ctx: Context, *, kind: str, count: int) -> Built:
     if kind == "children":
         return fm.inject(body, b"</t:Firearm>", b"<t:Type>pistol</t:Type>" * count)
     raise ValueError(kind)
+
+
+EXC_C14N_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
+
+
+def _declarations(count: int, tag: str = "") -> bytes:
+    """`count` unused namespace declarations (prefixes unique to `tag`)."""
+    return b"".join(b' xmlns:u%s%d="urn:unused:%d"' % (tag.encode(), i, i) for i in range(count))
+
+
+@recipe
+async def namespace_flood(ctx: Context, *, spread: str, count: int, c14n: str = "exclusive", where: str = "") -> Built:
+    """Many unused namespace declarations (on the root, or on every element) with a canonicalisation that would
+    have to render them all: inclusive c14n for SignedInfo, or an `InclusiveNamespaces` prefix list in the
+    exclusive-c14n transform or CanonicalizationMethod. No private key is needed: the cost came before any digest."""
+
+    def change(root: etree._Element) -> None:
+        signed_info = fm.signature_of(root).find(fm.D + "SignedInfo")
+        assert signed_info is not None
+        method = signed_info.find(fm.D + "CanonicalizationMethod")
+        assert method is not None
+        if c14n == "inclusive":
+            method.set("Algorithm", "http://www.w3.org/TR/2001/REC-xml-c14n-20010315")
+        elif c14n == "prefix-list":
+            holder = method if where == "signed-info" else signed_info.findall(f".//{fm.D}Transform")[-1]
+            prefixes = " ".join(f"u{i}" for i in range(min(count, 4000))) or "t"
+            etree.SubElement(holder, f"{{{EXC_C14N_NS}}}InclusiveNamespaces", PrefixList=prefixes)
+
+    body = fm.edit(ctx.signed_request(), change)
+    if spread == "root":
+        return fm.inject(body, b'xmlns:t="urn:itrace:1"', _declarations(count), after=True)
+    if spread == "every-element":
+        return re.sub(rb"<(t:[A-Za-z]+)(?=[ >/])", lambda m: b"<" + m.group(1) + _declarations(count, "e"), body)
+    if spread == "none":
+        return body
+    raise ValueError(spread)
 
 
 @recipe

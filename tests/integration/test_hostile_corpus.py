@@ -223,17 +223,27 @@ async def test_replay_of_a_message_id_with_other_content_has_no_second_effect(sw
     assert switch.take("BR") == [] and switch.take("MZ") == []
 
 
-async def test_character_references_and_comments_outside_the_root_are_not_refused(switch: Switch) -> None:
-    """Character references in signed values, comments before and after the root: accepted, not FORBIDDEN_XML."""
+async def test_character_references_in_signed_values_are_not_refused(switch: Switch) -> None:
+    """Character references in signed values: accepted, not FORBIDDEN_XML (they are no entity)."""
     body = switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ))
     body = body.replace(b"BXK291", b"BXK&#50;&#x39;1", 1).replace(b"Glock", b"Gl&#111;ck", 1)
-    declaration_end = body.index(b"?>") + 2
-    body = (
-        body[:declaration_end] + b"\n<!-- from the national system -->\n" + body[declaration_end:] + b"\n<!-- end -->\n"
-    )
     outcome = await switch.send("ZA", body)
     assert outcome.outcome == "accepted", f"{outcome.code}: {outcome.detail}"
     assert outcome.routed_to == "MZ"
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+async def test_a_comment_beside_the_root_is_unsigned_content(switch: Switch, where: str) -> None:
+    """A comment before or after the root is covered by no signature (URI="" leaves comments out), and the
+    received bytes are relayed whole: refused SIGNATURE_INVALID, so nothing unsigned reaches the other state."""
+    body = switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ))
+    comment = b"\n<!-- URGENT: call +00 555 0100 to confirm this trace -->\n"
+    declaration_end = body.index(b"?>") + 2
+    body = body[:declaration_end] + comment + body[declaration_end:] if where == "before" else body + comment
+    outcome = await switch.send("ZA", body)
+    assert outcome.code == "SIGNATURE_INVALID", outcome.detail
+    assert f"a comment {where} the root element" in (outcome.detail or "")
+    assert "URGENT" not in (outcome.detail or "")
 
 
 async def test_a_prolog_processing_instruction_is_signed_content(switch: Switch) -> None:
@@ -249,13 +259,16 @@ async def test_a_prolog_processing_instruction_is_signed_content(switch: Switch)
 
 
 async def test_doctype_text_in_cdata_or_a_prolog_comment_is_not_a_dtd(switch: Switch) -> None:
-    """'<!DOCTYPE' as CDATA text in a signed value, or in a comment before the root, is accepted: it is no DTD."""
+    """'<!DOCTYPE' as CDATA text in a signed value is accepted, and in a comment before the root it is refused as
+    unsigned content, not FORBIDDEN_XML: neither is a DTD."""
     request = samples.trace_request("ZA", exports=TO_MZ, notes="The seized laptop showed a <!DOCTYPE html> page.")
     body = switch.sign("ZA", request)
     escaped = b"&lt;!DOCTYPE html&gt;"
     assert escaped in body
     body = body.replace(escaped, b"<![CDATA[<!DOCTYPE html>]]>", 1)  # the same text, so the same digest
-    declaration_end = body.index(b"?>") + 2
-    body = body[:declaration_end] + b"\n<!-- exported without <!DOCTYPE -->" + body[declaration_end:]
     outcome = await switch.send("ZA", body)
     assert outcome.outcome == "accepted", f"{outcome.code}: {outcome.detail}"
+    declaration_end = body.index(b"?>") + 2
+    commented = body[:declaration_end] + b"\n<!-- exported without <!DOCTYPE -->" + body[declaration_end:]
+    outcome = await switch.send("ZA", commented.replace(b"<![CDATA[<!DOCTYPE html>]]>", escaped))
+    assert outcome.code == "SIGNATURE_INVALID", "a prolog comment is unsigned content, not a DTD"

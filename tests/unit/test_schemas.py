@@ -329,7 +329,7 @@ CASES = [
         EXPORTED,
         b"<t:Outcome>",
         b"<t:Outcome><t:Stolen/>",
-        "/TraceResponse/Outcome/Stolen:",
+        "/TraceResponse/Outcome/*:",
         "expected one of Manufactured, Imported",
     ),
     Case(
@@ -389,9 +389,9 @@ CASES = [
         FIREARM,
         b"<t:Type>",
         b"<t:Colour>black</t:Colour><t:Type>",
-        "/TraceRequest/Firearm/Colour:",
+        "/TraceRequest/Firearm/*:",
         "element not expected here",
-        "black",
+        "Colour",
     ),
     Case(
         "element-in-no-namespace",
@@ -432,9 +432,9 @@ CASES = [
         FIREARM,
         b'kind="proof"',
         b'kind="proof" owner="Jane Doe"',
-        "/TraceRequest/Firearm/Marking/@owner:",
+        "/TraceRequest/Firearm/Marking/@*:",
         "attribute not allowed",
-        "Jane",
+        "owner",
     ),
     Case(
         "boolean-as-digit",
@@ -637,9 +637,26 @@ def test_root_without_namespace_is_refused(schemas: SchemaSet) -> None:
 
 
 def test_unknown_root_is_refused(schemas: SchemaSet) -> None:
-    """A root in the namespace that is no message type is refused by name."""
+    """A root in the namespace that is no message type is refused without echoing its name."""
     data = _example("comment.xml").replace(b"t:Comment", b"t:Gossip")
-    assert _refusal(schemas, data) == "/Gossip: not a message type of urn:itrace:1"
+    assert _refusal(schemas, data) == "/*: the root element is not a message type of urn:itrace:1"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"<t:Type>", b"<t:CALL_PLUS_27_800_FREE_TO_CLAIM>x</t:CALL_PLUS_27_800_FREE_TO_CLAIM><t:Type>"),
+        (b'kind="proof"', b'kind="proof" Your_account_is_suspended="1"'),
+        (b"<t:Type>", b'<evil:Visit_example_org xmlns:evil="urn:x"/><t:Type>'),
+    ],
+)
+def test_detail_never_names_what_the_contract_does_not(schemas: SchemaSet, old: bytes, new: bytes) -> None:
+    """Element and attribute names are payload too: a Rejection's detail shows only names the XSDs declare."""
+    data = _example("trace-request-firearm.xml").replace(old, new, 1)
+    detail = _refusal(schemas, data)
+    for word in ("CALL", "account", "suspended", "Visit", "evil", "example"):
+        assert word not in detail, detail
+    assert "/*" in detail or "@*" in detail
 
 
 def test_non_root_global_elements_are_not_messages(schemas: SchemaSet) -> None:
