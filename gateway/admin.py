@@ -31,12 +31,15 @@ COLUMNS = (
     "restrictions",
     "delay_reason",
     "delay_expected_by",
+    "acknowledged_at",
+    "acknowledgement",
+    "acknowledged_by",
 )
 
 
 def trace_record(trace: Trace, now: datetime) -> dict[str, Any]:
     """A flat, JSON-ready record of a trace, with whether it is overdue now."""
-    r = trace.restrictions
+    r, ack = trace.restrictions, trace.acknowledged
     return {
         "trace_id": trace.trace_id,
         "requester": trace.requester,
@@ -53,6 +56,9 @@ def trace_record(trace: Trace, now: datetime) -> dict[str, Any]:
         "restrictions": " ".join(r.codes) + (f" ({r.text})" if r and r.text else "") if r else "",
         "delay_reason": trace.delay_reason or "",
         "delay_expected_by": trace.delay_expected_by.isoformat() if trace.delay_expected_by else "",
+        "acknowledged_at": ack.at.isoformat() if ack else "",
+        "acknowledgement": ack.how.value if ack else "",  # explicit | implied (by an answer sent first)
+        "acknowledged_by": ack.message_id if ack else "",
     }
 
 
@@ -84,14 +90,15 @@ def render_traces(records: list[dict[str, Any]], fmt: str) -> str:
 
 
 def render_conversation(record: dict[str, Any], entries: list[Entry], fmt: str) -> str:
-    """One trace: its state and deadlines, then every step in order."""
+    """One trace: its state, deadlines and acknowledgement, then every step in order."""
     if fmt == "json":
         return json.dumps({"trace": record, "conversation": [e.as_dict() for e in entries]}, indent=2)
     head = (
         f"trace {record['trace_id']}: {record['requester']} → {record['party']} by {record['rule']}, "
         f"status {record['status']}{' (OVERDUE)' if record['overdue'] else ''}\n"
         f"acknowledge by {record['acknowledge_by'][:19]}Z, respond by {record['respond_by'][:19]}Z\n"
-        f"confidentiality guaranteed: {record['confidentiality_guaranteed']}"
+        + _acknowledged(record)
+        + f"confidentiality guaranteed: {record['confidentiality_guaranteed']}"
         + (f"\nrestrictions: {record['restrictions']}" if record["restrictions"] else "")
         + (
             f"\ndelayed: {record['delay_reason']}, expected by {record['delay_expected_by']}"
@@ -106,6 +113,14 @@ def render_conversation(record: dict[str, Any], entries: list[Entry], fmt: str) 
     for e in entries:
         table.add_row(e.at.isoformat(timespec="seconds"), arrows[e.direction], e.kind, e.party, e.outcome, e.detail)
     return head + "\n" + _to_text(table)
+
+
+def _acknowledged(record: dict[str, Any]) -> str:
+    """The head's acknowledgement line ("" while the request is not acknowledged)."""
+    if not record["acknowledgement"]:
+        return ""
+    how = "implied: the answer came first" if record["acknowledgement"] == "implied" else "explicit"
+    return f"acknowledged {record['acknowledged_at'][:19]}Z by message {record['acknowledged_by']} ({how})\n"
 
 
 def _to_text(table: Table) -> str:

@@ -3,7 +3,9 @@
 Each record's hash covers its sequence number, time, type, trace, the SHA-256 of the exact bytes involved,
 its data and the previous record's hash, so an edit, a deletion, an insertion or a reordering breaks the chain
 at a named record. Checkpoints carry the gateway's signature over a chain head, so truncating the tail or
-rewriting the whole chain shows to anyone holding only the gateway's certificate.
+rewriting the whole chain shows to anyone holding only the gateway's certificate; and, since the gateway signs its
+head every `checkpoint_interval_seconds` and when it stops, a record left unsigned for longer than
+`checkpoint_slack` (the checkpoints after it deleted) is named too.
 """
 
 from __future__ import annotations
@@ -12,10 +14,16 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 GENESIS = "0" * 64
+# How long past the checkpoint interval a record may wait for the checkpoint that signs it: a commit under load, a
+# checkpoint postponed once by a database fault, clocks of two gateways on one PostgreSQL a little apart.
+CHECKPOINT_GRACE = timedelta(seconds=60)
+# A `trace` record holding this key holds every column of the trace's row (and the notices planned and settled);
+# older records hold fewer, and only what they hold is checked.
+FULL_TRACE_STATE = "current_request_id"
 
 
 class RecordType:
@@ -84,6 +92,30 @@ def chain(entries: Iterable[Entry], head_seq: int, head_hash: str) -> list[Recor
         out.append(Record(seq, at, e.type, e.trace_id, e.body_sha256, data, prev, digest))
         prev = digest
     return out
+
+
+def checkpoint_slack(interval_seconds: float) -> timedelta:
+    """How long a record may go unsigned: twice the checkpoint interval (one checkpoint may be postponed) plus grace."""
+    return 2 * timedelta(seconds=max(interval_seconds, 0.0)) + CHECKPOINT_GRACE
+
+
+def parse_at(text: str) -> datetime:
+    """A time as recorded (ISO 8601), aware (UTC if the text names no zone)."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def when(moment: datetime) -> str:
+    """A time as an auditor reads it, in UTC to the second."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def span(delta: timedelta) -> str:
+    """A duration as an auditor reads it: `11 min`, `6.0 h`, `3.2 days`."""
+    seconds = delta.total_seconds()
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+    return f"{seconds / 3600:.1f} h" if seconds < 2 * 86400 else f"{seconds / 86400:.1f} days"
 
 
 def checkpoint_statement(seq: int, head_hash: str) -> bytes:

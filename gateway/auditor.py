@@ -1,45 +1,46 @@
 """The auditor's side of the store: signed checkpoints, and checking the chain against everything stored.
 
-`verify_store` reads the audit chain in order, checks every link and checkpoint, then holds every stored row
-(messages in and out, traces, fired deadlines, routing tables) against the record that vouches for it, and
-re-verifies each accepted message's original signature as it stood when received.
+`verify_store` reads the audit chain in order and checks every link, every checkpoint's signature and the
+checkpoints' cadence (`audit_chain`), and the head row; then holds every stored row (messages in and out, traces,
+deadline notices, routing tables) against the record that vouches for it and every record against its row
+(`audit_rows`), re-verifying each accepted message's original signature as it stood when received.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit as rules
-from gateway.envelope import open_envelope
-from gateway.errors import GatewayError
-from gateway.signatures import Signer, verify, verify_statement
-from gateway.store import Store, audit, audit_head, deadlines, inbound, outbox, routing_tables, traces
+from gateway.audit_chain import ChainCheck
+from gateway.audit_rows import check_rows
+from gateway.settings import Settings
+from gateway.signatures import Signer
+from gateway.store import Store, audit, audit_head
 from gateway.trust import TrustStore
 
+__all__ = [
+    "ChainCheck",
+    "Report",
+    "dump",
+    "ordered",
+    "records_in_order",
+    "snapshot",
+    "verify_store",
+    "write_checkpoint",
+]
+
 Progress = Callable[[int, int], None]
-_INBOUND_FIELDS = (
-    "sender",
-    "dedup_key",
-    "message_id",
-    "kind",
-    "trace_id",
-    "outcome",
-    "code",
-    "detail",
-    "rule",
-    "table_version",
-)
-_TRACE_FIELDS = ("status", "requester", "party", "destination", "rule", "table_version", "restrictions", "delay_reason")
 
 
 def _record(row: Any) -> rules.Record:
@@ -70,69 +71,6 @@ async def write_checkpoint(store: Store, signer: Signer, now: datetime) -> int |
     return seq
 
 
-@dataclass
-class ChainCheck:
-    """Walks records in order: links, checkpoints, and an index of what each record vouches for."""
-
-    gateway_certs: list[x509.Certificate]
-    first_prev: str = rules.GENESIS
-    first_seq: int = 1
-    problems: list[rules.Problem] = field(default_factory=list)
-    vouched: dict[tuple[str, str], tuple[int, dict[str, Any], str | None]] = field(default_factory=dict)
-    last_trace: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    checkpoints: int = 0
-    last_checkpoint_seq: int = 0
-    count: int = 0
-    next_seq: int = 0
-    last_hash: str = ""
-
-    def __post_init__(self) -> None:
-        """Start at the chain's beginning (or a bundle's first record)."""
-        self.next_seq, self.last_hash = self.first_seq, self.first_prev
-
-    @property
-    def last_seq(self) -> int:
-        """The number of the last record fed."""
-        return self.next_seq - 1
-
-    def feed(self, record: rules.Record) -> None:
-        """Check one record in order."""
-        for problem in rules.check_links([record], first_prev=self.last_hash, first_seq=self.next_seq):
-            self.problems.append(problem)
-        self.next_seq, self.last_hash = record.seq + 1, record.hash
-        self.count += 1
-        data = record.fields()
-        keys = {
-            rules.RecordType.MESSAGE_IN: "inbound_id",
-            rules.RecordType.MESSAGE_OUT: "outbox_id",
-            rules.RecordType.DEADLINE: "deadline_id",
-            rules.RecordType.ROUTING_TABLE: "version",
-        }
-        if record.type in keys:
-            self.vouched[(record.type, str(data[keys[record.type]]))] = (record.seq, data, record.body_sha256)
-        elif record.type == rules.RecordType.TRACE and record.trace_id:
-            self.last_trace[record.trace_id] = (record.seq, data)
-        elif record.type == rules.RecordType.CHECKPOINT:
-            self._checkpoint(record, data)
-
-    def _checkpoint(self, record: rules.Record, data: dict[str, Any]) -> None:
-        """A checkpoint must sign the record just before it, with a gateway certificate."""
-        self.checkpoints += 1
-        self.last_checkpoint_seq = record.seq
-        if data.get("head_seq") != record.seq - 1 or data.get("head_hash") != record.prev_hash:
-            self.problems.append(rules.Problem(record.seq, "checkpoint does not sign the record before it"))
-            return
-        statement = rules.checkpoint_statement(data["head_seq"], data["head_hash"])
-        signature = base64.b64decode(data.get("signature", ""))
-        if not any(verify_statement(cert, statement, signature) for cert in self.gateway_certs):
-            self.problems.append(
-                rules.Problem(
-                    record.seq,
-                    "checkpoint signature does not verify with the gateway's certificate (the chain was rewritten)",
-                )
-            )
-
-
 @dataclass(frozen=True)
 class Report:
     """What `audit verify` found."""
@@ -142,6 +80,9 @@ class Report:
     messages_checked: int
     signatures_checked: int
     problems: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # said, but not faults (accepted gaps; what was not verified)
+    head: tuple[int, str] | None = None  # the last record's number and hash
+    last_checkpoint: int = 0  # the last checkpoint whose signature verified
 
     @property
     def ok(self) -> bool:
@@ -150,13 +91,11 @@ class Report:
 
 
 async def records_in_order(store: Store, batch: int = 5000) -> AsyncIterator[rules.Record]:
-    """The chain in order, read in batches."""
+    """The chain in order, read in batches (each in a short read of its own)."""
     after = 0
     while True:
         async with store.engine.connect() as conn:
-            rows = (
-                await conn.execute(select(audit).where(audit.c.seq > after).order_by(audit.c.seq).limit(batch))
-            ).all()
+            rows = await _batch(conn, after, batch)
         if not rows:
             return
         for row in rows:
@@ -164,18 +103,33 @@ async def records_in_order(store: Store, batch: int = 5000) -> AsyncIterator[rul
         after = rows[-1].seq
 
 
-def _compare(kind: str, key: str, check: ChainCheck, fields: dict[str, Any], sha: str | None) -> str | None:
-    """Hold a stored row against the record that vouches for it; a description of the first difference."""
-    found = check.vouched.get((kind, key))
-    if found is None:
-        return f"{kind} row {key} has no audit record (inserted, or the chain's tail was truncated)"
-    seq, data, body_sha = found
-    for name, value in fields.items():
-        if data.get(name) != value:
-            return f"record {seq}: the stored {name} of {kind} row {key} differs from what was recorded"
-    if sha is not None and sha != body_sha:
-        return f"record {seq}: the stored bytes of {kind} row {key} no longer match their SHA-256"
-    return None
+async def _batch(conn: AsyncConnection, after: int, batch: int) -> list[Any]:
+    """Up to `batch` records after record `after`."""
+    return list((await conn.execute(select(audit).where(audit.c.seq > after).order_by(audit.c.seq).limit(batch))).all())
+
+
+async def _chain(conn: AsyncConnection, batch: int = 5000) -> AsyncIterator[rules.Record]:
+    """The chain in order, read in batches on one connection (one snapshot)."""
+    after = 0
+    while rows := await _batch(conn, after, batch):
+        for row in rows:
+            yield _record(row)
+        after = rows[-1].seq
+
+
+@asynccontextmanager
+async def snapshot(store: Store) -> AsyncIterator[AsyncConnection]:
+    """One read transaction over everything `verify` reads: records and rows a gateway commits meanwhile are
+    neither half seen nor taken for tampering."""
+    async with store.engine.connect() as conn:
+        if store.is_sqlite:
+            await conn.exec_driver_sql("BEGIN")  # the driver begins only before a write: a read transaction by hand
+        else:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            yield conn
+        finally:
+            await conn.rollback()
 
 
 async def verify_store(
@@ -185,30 +139,63 @@ async def verify_store(
     *,
     signatures: bool = True,
     progress: Progress | None = None,
+    checkpoint_interval: float | None = Settings.checkpoint_interval_seconds,
+    now: datetime | None = None,
+    expect: Mapping[int, str] | None = None,
+    accepted_gaps: Collection[int] = (),
 ) -> Report:
-    """Check the chain, its checkpoints, every stored row against its record, and every sender signature."""
-    async with store.engine.connect() as conn:
+    """Check the chain, its checkpoints and their cadence, every stored row against its record and back, and every
+    sender signature.
+
+    `checkpoint_interval`: the gateway's (None: cadence not checked); the unsigned tail is judged at `now` (default:
+    the wall clock). `expect`: record numbers with the hash each must have, kept outside the database.
+    """
+    slack = rules.checkpoint_slack(checkpoint_interval) if checkpoint_interval is not None else None
+    check = ChainCheck(gateway_certs, slack=slack, accepted_gaps=frozenset(accepted_gaps), expect=dict(expect or {}))
+    now = now or datetime.now(UTC)
+    async with snapshot(store) as conn:
         total = int((await conn.execute(select(func.count()).select_from(audit))).scalar_one())
         head = (await conn.execute(select(audit_head))).first()
-    check = ChainCheck(gateway_certs)
-    async for record in records_in_order(store):
-        check.feed(record)
-        if progress and check.count % 1000 == 0:
-            progress(check.count, total)
-    problems = [str(p) for p in check.problems]
-    if head is not None and (head.seq != check.last_seq or head.hash != check.last_hash):
-        problems.append(
-            f"the chain ends at record {check.last_seq}, but the head says {head.seq}: "
-            "records were removed from the tail"
-        )
-    rows, verified, row_problems = await _check_rows(store, check, trust, signatures)
+        async for record in _chain(conn):
+            check.feed(record)
+            if progress and check.count % 1000 == 0:
+                progress(check.count, total)
+        check.finish(now)
+        problems = [str(p) for p in check.problems]
+        problems += _head_problems(head, check)
+        rows, verified, row_problems = await check_rows(conn, check, trust, signatures)
     problems += row_problems
     if progress:
         progress(total, total)
-    return Report(check.count, check.checkpoints, rows, verified, tuple(_ordered(problems)))
+    return Report(
+        check.count,
+        check.checkpoints,
+        rows,
+        verified,
+        tuple(ordered(problems)),
+        notes=tuple(check.notes),
+        head=(check.last_seq, check.last_hash) if check.count else None,
+        last_checkpoint=check.last_checkpoint_seq,
+    )
 
 
-def _ordered(problems: list[str]) -> list[str]:
+def _head_problems(head: Any, check: ChainCheck) -> list[str]:
+    """The head row must name the chain's last record."""
+    if head is None:
+        return ["the chain's head row is missing, but the chain holds records"] if check.count else []
+    if head.seq > check.last_seq:
+        return [
+            f"the chain ends at record {check.last_seq}, but the head says {head.seq}: "
+            "records were removed from the tail"
+        ]
+    if head.seq < check.last_seq:
+        return [f"the head says the chain ends at record {head.seq}, but it runs on to {check.last_seq}"]
+    if head.hash != check.last_hash:
+        return [f"record {check.last_seq}: its hash is not the one the head holds (the tail was rewritten)"]
+    return []
+
+
+def ordered(problems: list[str]) -> list[str]:
     """Problems naming a record first, lowest record first; the rest after, as found."""
 
     def key(p: str) -> tuple[int, int]:
@@ -216,80 +203,6 @@ def _ordered(problems: list[str]) -> list[str]:
         return (0, int(head.split()[1])) if head.startswith("record ") and head.split()[1].isdigit() else (1, 0)
 
     return sorted(problems, key=key)
-
-
-async def _check_rows(
-    store: Store, check: ChainCheck, trust: TrustStore, signatures: bool
-) -> tuple[int, int, list[str]]:
-    """Every inbound, outbox, trace, fired-deadline and routing-table row against its record."""
-    problems: list[str] = []
-    verified = rows = 0
-    async with store.engine.connect() as conn:
-        result = await conn.stream(select(inbound).order_by(inbound.c.id))
-        async for row in result:
-            rows += 1
-            fields = {name: getattr(row, name) for name in _INBOUND_FIELDS}
-            digest = hashlib.sha256(row.body).hexdigest()
-            issue = _compare(rules.RecordType.MESSAGE_IN, str(row.id), check, fields, digest)
-            if issue is None and digest != row.sha256:
-                issue = f"inbound row {row.id}: its bytes no longer match the SHA-256 stored beside them"
-            if issue is None and signatures and row.outcome == "accepted":
-                verified += 1
-                issue = _sender_signature(row, trust)
-            if issue:
-                problems.append(issue)
-        result = await conn.stream(select(outbox).order_by(outbox.c.id))
-        async for row in result:
-            rows += 1
-            fields = {
-                "message_id": row.message_id,
-                "recipient": row.recipient,
-                "kind": row.kind,
-                "inbound_id": row.inbound_id,
-            }
-            issue = _compare(
-                rules.RecordType.MESSAGE_OUT, str(row.id), check, fields, hashlib.sha256(row.body).hexdigest()
-            )
-            if issue:
-                problems.append(issue)
-        problems += await _check_state(conn, check)
-    return rows, verified, problems
-
-
-async def _check_state(conn: Any, check: ChainCheck) -> list[str]:
-    """Traces, fired deadlines and routing tables against their records."""
-    problems = []
-    for row in (await conn.execute(select(traces))).all():
-        last = check.last_trace.get(row.trace_id)
-        if last is None:
-            problems.append(f"trace {row.trace_id} has no audit record")
-            continue
-        seq, data = last
-        for name in _TRACE_FIELDS:
-            if data.get(name) != getattr(row, name):
-                problems.append(f"record {seq}: the trace's stored {name} differs from its last recorded state")
-                break
-    for row in (await conn.execute(select(deadlines).where(deadlines.c.status == "fired"))).all():
-        if (rules.RecordType.DEADLINE, str(row.id)) not in check.vouched:
-            problems.append(f"deadline row {row.id} is marked fired but no audit record says so")
-    for row in (await conn.execute(select(routing_tables))).all():
-        issue = _compare(
-            rules.RecordType.ROUTING_TABLE, row.version, check, {}, hashlib.sha256(row.content.encode()).hexdigest()
-        )
-        if issue:
-            problems.append(issue)
-    return problems
-
-
-def _sender_signature(row: Any, trust: TrustStore) -> str | None:
-    """Re-verify an accepted message's original signature as of its reception."""
-    received = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=UTC)
-    try:
-        envelope = open_envelope(row.body, max_bytes=len(row.body) + 1)
-        verify(envelope.root, sender=envelope.sender or "", trust=trust, now=received)
-    except GatewayError as err:
-        return f"inbound row {row.id}: the sender's signature no longer verifies ({err})"
-    return None
 
 
 def dump(record: rules.Record) -> str:

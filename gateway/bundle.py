@@ -2,7 +2,9 @@
 
 A bundle is a directory an auditor can take to another machine: the contiguous slice of the chain that holds the
 selected records (so every link can be checked) up to the next signed checkpoint, the exact bytes behind the
-selected records, the trust material and the gateway's certificate. `verify_bundle` checks it with nothing else.
+selected records, and, for reference, copies of the trust material and the gateway's certificate. `verify_bundle`
+checks it against a gateway certificate and trust material the auditor obtained outside the bundle: the copies
+inside prove nothing, since whoever altered the bundle could have replaced them (and re-signed its checkpoints).
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ import asyncio
 import hashlib
 import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from sqlalchemy import select
 
 from gateway import audit as rules
-from gateway.auditor import ChainCheck, Report, records_in_order
+from gateway.auditor import ChainCheck, Report, ordered, records_in_order
 from gateway.envelope import open_envelope
 from gateway.errors import GatewayError
 from gateway.signatures import verify
@@ -158,48 +161,106 @@ def _write(
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
 
-def verify_bundle(directory: Path) -> Report:
-    """Check a bundle on its own: links, checkpoints, the bytes behind each selected record, original signatures."""
-    manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
-    if manifest.get("format") != FORMAT:
+def verify_bundle(
+    directory: Path,
+    gateway_certs: Sequence[x509.Certificate],
+    trust: TrustStore | None,
+    *,
+    checkpoint_interval: float | None = None,
+    expect: Mapping[int, str] | None = None,
+) -> Report:
+    """Check a bundle against `gateway_certs` and `trust` obtained outside it (None: the senders' signatures are not
+    verified, and the report says so): links, checkpoint signatures and cadence, a checkpoint signing its last
+    record, the bytes behind each record and the original signatures. Its own copies are ignored."""
+    if not gateway_certs:
+        return Report(0, 0, 0, 0, ("no gateway certificate supplied: a bundle's checkpoints prove nothing by itself",))
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         return Report(0, 0, 0, 0, (f"{directory}: not a tracegate audit bundle",))
-    certs = [x509.load_pem_x509_certificate((directory / "gateway.pem").read_bytes())]
-    trust = TrustStore.load(directory / "certs")
-    check = ChainCheck(certs, first_prev=manifest["first_prev_hash"], first_seq=manifest["first_seq"])
-    matched = set(manifest["matched"])
-    problems: list[str] = []
+    slack = rules.checkpoint_slack(checkpoint_interval) if checkpoint_interval is not None else None
+    first_seq = int(manifest.get("first_seq") or 1)
+    prev = str(manifest.get("first_prev_hash") or rules.GENESIS)
+    check = ChainCheck(
+        list(gateway_certs), first_prev=prev, first_seq=first_seq, slack=slack, expect=dict(expect or {})
+    )
+    matched = set(manifest.get("matched") or ())
+    problems = _inner_certificate(directory, gateway_certs)
+    notes = [] if trust is not None else ["the senders' original signatures were not verified (no trust material)"]
     bodies = verified = 0
     with (directory / "records.jsonl").open(encoding="utf-8") as lines:
-        for line in lines:
-            raw = json.loads(line)
-            record = rules.Record(**{**raw, "data": rules.canonical(raw["data"])})
+        for number, line in enumerate(lines, 1):
+            try:
+                raw = json.loads(line)
+                record = rules.Record(**{**raw, "data": rules.canonical(raw["data"])})
+            except (KeyError, TypeError, ValueError):
+                problems.append(f"records.jsonl line {number} is not a record")
+                continue
             check.feed(record)
-            if record.seq in matched and record.body_sha256:
+            digest = record.body_sha256
+            if digest and (record.seq in matched or (directory / "messages" / Path(digest).name).exists()):
                 bodies += 1
                 issue, signed = _check_body(directory, record, trust)
                 verified += signed
                 if issue:
                     problems.append(issue)
-    if check.last_seq != manifest["last_seq"]:
-        problems.append(f"records end at {check.last_seq}, the manifest says {manifest['last_seq']}")
+    check.finish(None)
+    if check.last_seq != manifest.get("last_seq"):
+        problems.append(f"records end at {check.last_seq}, the manifest says {manifest.get('last_seq')}")
+    if check.unsigned_from:
+        problems.append(
+            f"record {check.unsigned_from}: records {check.unsigned_from} to {check.last_seq} come after the bundle's "
+            "last checkpoint: no gateway signature vouches for them (export again once a checkpoint signs them)"
+        )
     all_problems = [str(p) for p in check.problems] + problems
-    return Report(check.count, check.checkpoints, bodies, verified, tuple(all_problems))
+    return Report(
+        check.count,
+        check.checkpoints,
+        bodies,
+        verified,
+        tuple(ordered(all_problems)),
+        notes=tuple(check.notes + notes),
+        head=(check.last_seq, check.last_hash) if check.count else None,
+        last_checkpoint=check.last_checkpoint_seq,
+    )
 
 
-def _check_body(directory: Path, record: rules.Record, trust: TrustStore) -> tuple[str | None, int]:
+def _inner_certificate(directory: Path, gateway_certs: Sequence[x509.Certificate]) -> list[str]:
+    """The bundle's own copy of the gateway's certificate must be one of those supplied (it is never used)."""
+    path = directory / "gateway.pem"
+    if not path.exists():
+        return []
+    try:
+        inner = x509.load_pem_x509_certificate(path.read_bytes()).fingerprint(hashes.SHA256())
+    except ValueError:
+        inner = b""
+    if inner in {c.fingerprint(hashes.SHA256()) for c in gateway_certs}:
+        return []
+    return [
+        "the bundle's gateway.pem is not the gateway certificate you supplied: the bundle was altered or comes from "
+        "another gateway (its copy is ignored; checkpoints are verified against yours only)"
+    ]
+
+
+def _check_body(directory: Path, record: rules.Record, trust: TrustStore | None) -> tuple[str | None, int]:
     """The bytes behind a selected record: present, matching, and (for an accepted message) still signed."""
-    path = directory / "messages" / (record.body_sha256 or "")
+    digest = record.body_sha256 or ""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        return f"record {record.seq}: its SHA-256 is not one", 0
+    path = directory / "messages" / digest
     if not path.exists():
         return f"record {record.seq}: the bundle lacks the bytes it vouches for", 0
     body = path.read_bytes()
     if hashlib.sha256(body).hexdigest() != record.body_sha256:
         return f"record {record.seq}: the bundled bytes no longer match its SHA-256", 0
     data = record.fields()
-    if record.type != rules.RecordType.MESSAGE_IN or data.get("outcome") != "accepted":
+    if trust is None or record.type != rules.RecordType.MESSAGE_IN or data.get("outcome") != "accepted":
         return None, 0
     try:
         envelope = open_envelope(body, max_bytes=len(body) + 1)
-        verify(envelope.root, sender=envelope.sender or "", trust=trust, now=datetime.fromisoformat(record.at))
+        verify(envelope.root, sender=envelope.sender or "", trust=trust, now=rules.parse_at(record.at))
     except GatewayError as err:
         return f"record {record.seq}: the sender's signature no longer verifies ({err})", 1
     return None, 1

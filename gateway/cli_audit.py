@@ -75,67 +75,179 @@ def replay_command(ctx: click.Context) -> None:
 
 def _gateway_certificates(settings: Settings) -> list[Any]:
     """The gateway's certificate(s): the configured one and any kept under the trust directory's GATEWAY/."""
-    from cryptography import x509
-
     pems = [settings.gateway_cert] if settings.gateway_cert.exists() else []
     pems += sorted((settings.trust_dir / "GATEWAY").glob("*.pem")) if (settings.trust_dir / "GATEWAY").is_dir() else []
-    return [x509.load_pem_x509_certificate(p.read_bytes()) for p in pems]
+    return _load_certificates(pems)
+
+
+def _load_certificates(paths: list[Path]) -> list[Any]:
+    """Every certificate in these PEM files."""
+    from cryptography import x509
+
+    certs: list[Any] = []
+    for path in paths:
+        try:
+            certs += x509.load_pem_x509_certificates(path.read_bytes())
+        except ValueError as err:
+            raise click.ClickException(f"{path}: not a PEM certificate ({err})") from err
+    return certs
+
+
+def _expected(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[int, str]:
+    """`SEQ:HASH` pairs."""
+    out: dict[int, str] = {}
+    for value in values:
+        seq, _, digest = value.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise click.BadParameter(f"{value!r}: expected SEQ:HASH, as `audit verify` prints the head")
+        out[int(seq)] = digest.lower()
+    return out
+
+
+_OUTSIDE = (
+    "a bundle is verified against {what} obtained outside it: pass {option} (the copy inside the bundle proves "
+    "nothing: whoever altered the bundle could have replaced it)"
+)
 
 
 @audit.command("verify")
 @click.option(
     "--bundle",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Verify an exported bundle on its own instead of the configured store.",
+    help="Verify an exported bundle instead of the configured store (needs --gateway-cert and --trust-dir).",
+)
+@click.option(
+    "--gateway-cert",
+    "gateway_certs",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The gateway's certificate, obtained independently (repeatable). Default for the store: the configured ones.",
+)
+@click.option(
+    "--trust-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="The national systems' trust material, obtained independently. Default for the store: the configured one.",
 )
 @click.option("--no-signatures", is_flag=True, help="Skip re-verifying the senders' original signatures.")
+@click.option(
+    "--checkpoint-interval",
+    type=click.FloatRange(min=0),
+    help="Seconds between checkpoints the gateway ran with (default: the configured checkpoint_interval_seconds).",
+)
+@click.option(
+    "--expect-head",
+    "expect",
+    multiple=True,
+    callback=_expected,
+    metavar="SEQ:HASH",
+    help="A record's number and hash kept outside the database (as a verify printed it): it must still be there.",
+)
+@click.option(
+    "--accept-gap",
+    "accepted_gaps",
+    multiple=True,
+    type=int,
+    metavar="SEQ",
+    help="A late checkpoint (record SEQ) already investigated, e.g. after a crash: noted, not a fault.",
+)
 @click.pass_context
-def verify_command(ctx: click.Context, bundle: Path | None, no_signatures: bool) -> None:
-    """Check the chain, the checkpoints, every stored row and every original signature; exit 1 on any fault."""
+def verify_command(
+    ctx: click.Context,
+    bundle: Path | None,
+    gateway_certs: tuple[Path, ...],
+    trust_dir: Path | None,
+    no_signatures: bool,
+    checkpoint_interval: float | None,
+    expect: dict[int, str],
+    accepted_gaps: tuple[int, ...],
+) -> None:
+    """Check the chain, the checkpoints and their cadence, every stored row against its record and back, and every
+    original signature; exit 1 on any fault."""
+    from gateway.auditor import Report
+    from gateway.bundle import verify_bundle
+    from gateway.cli import _settings
+    from gateway.trust import TrustStore
+
+    settings = _settings(ctx)
+    interval = settings.checkpoint_interval_seconds if checkpoint_interval is None else checkpoint_interval
+    if bundle is not None:
+        if not gateway_certs:
+            raise click.UsageError(_OUTSIDE.format(what="the gateway's certificate", option="--gateway-cert FILE"))
+        if trust_dir is None and not no_signatures:
+            raise click.UsageError(
+                _OUTSIDE.format(what="the national systems' trust material", option="--trust-dir DIR")
+                + "; or --no-signatures to check the chain and the checkpoints only"
+            )
+        trust = None if no_signatures or trust_dir is None else TrustStore.load(trust_dir)
+        certs = _load_certificates(list(gateway_certs))
+        report: Report = verify_bundle(bundle, certs, trust, checkpoint_interval=interval, expect=expect)
+    else:
+        certs = _load_certificates(list(gateway_certs)) if gateway_certs else _gateway_certificates(settings)
+        if not certs:
+            raise click.ClickException(
+                f"{settings.gateway_cert}: no gateway certificate to verify checkpoints with (pass --gateway-cert FILE)"
+            )
+        try:
+            report = asyncio.run(
+                _verify_store(
+                    settings,
+                    TrustStore.load(trust_dir or settings.trust_dir),
+                    certs,
+                    signatures=not no_signatures,
+                    checkpoint_interval=interval,
+                    expect=expect,
+                    accepted_gaps=accepted_gaps,
+                )
+            )
+        except ConfigurationError as err:
+            raise click.ClickException(str(err)) from err
+    _print_report(report, bundle is None)
+    if not report.ok:
+        ctx.exit(1)
+
+
+async def _verify_store(settings: Settings, trust: Any, certs: list[Any], **options: Any) -> Any:
+    """Verify the configured store, with a progress bar when standard error is a terminal."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from gateway.auditor import Report, verify_store
-    from gateway.bundle import verify_bundle
-    from gateway.cli import _settings
+    from gateway.auditor import verify_store
     from gateway.store import Store
-    from gateway.trust import TrustStore
 
-    if bundle is not None:
-        report: Report = verify_bundle(bundle)
-    else:
-        settings = _settings(ctx)
-        console = Console(stderr=True)
+    console = Console(stderr=True)
+    store = Store(settings.database_url, schema=settings.database_schema or None)
+    try:
+        columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+            task = bar.add_task("verify", total=None)
+            return await verify_store(
+                store,
+                trust,
+                certs,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                **options,
+            )
+    finally:
+        await store.close()
 
-        async def run() -> Report:
-            store = Store(settings.database_url, schema=settings.database_schema or None)
-            try:
-                columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn())
-                with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
-                    task = bar.add_task("verify", total=None)
-                    return await verify_store(
-                        store,
-                        TrustStore.load(settings.trust_dir),
-                        _gateway_certificates(settings),
-                        signatures=not no_signatures,
-                        progress=lambda done, total: bar.update(task, completed=done, total=total),
-                    )
-            finally:
-                await store.close()
 
-        try:
-            report = asyncio.run(run())
-        except ConfigurationError as err:
-            raise click.ClickException(str(err)) from err
+def _print_report(report: Any, store: bool) -> None:
+    """Problems, notes, the verdict; for the store, the head to keep for a later `--expect-head`."""
     for problem in report.problems:
         click.echo(problem)
+    for note in report.notes:
+        click.echo(f"note: {note}")
     verdict = "intact" if report.ok else f"{len(report.problems)} problem(s); the first: {report.problems[0]}"
     click.echo(
         f"{report.records} records, {report.checkpoints} checkpoints, {report.messages_checked} messages, "
         f"{report.signatures_checked} original signatures checked: {verdict}"
     )
-    if not report.ok:
-        ctx.exit(1)
+    if store and report.head is not None:
+        seq, digest = report.head
+        click.echo(
+            f"head: record {seq}, last signed checkpoint: record {report.last_checkpoint}; keep `--expect-head "
+            f"{seq}:{digest}` outside the database to find any later rewrite or cut up to it"
+        )
 
 
 @audit.command("export")

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from lxml import etree
 
-from gateway.model import GATEWAY, NS, Confidentiality, Deadlines, Restrictions, Route
+from gateway.model import GATEWAY, NS, Acknowledged, Acknowledgement, Confidentiality, Deadlines, Restrictions, Route
 
 _T = f"{{{NS}}}"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -149,10 +149,12 @@ class StatusLine:
     status: str
     deadlines: Deadlines | None
     overdue: bool
+    acknowledged: Acknowledged | None = None
 
 
 def status_report(*, now: datetime, lines: list[StatusLine]) -> etree._Element:
-    """`StatusReport`: the asking state's own traces."""
+    """`StatusReport`: the asking state's own traces; `Acknowledged` (an optional addition) says when the current
+    request was acknowledged, and `implied="true"` when its answer implied the acknowledgement."""
     root = _root("StatusReport", now, None)
     for line in lines:
         element = _sub(root, "Trace")
@@ -164,4 +166,7 @@ def status_report(*, now: datetime, lines: list[StatusLine]) -> etree._Element:
             _sub(element, "AcknowledgeBy", stamp(line.deadlines.acknowledge_by))
             _sub(element, "RespondBy", stamp(line.deadlines.respond_by))
         _sub(element, "Overdue", "true" if line.overdue else "false")
+        if line.acknowledged:
+            implied = line.acknowledged.how is Acknowledgement.IMPLIED
+            _sub(element, "Acknowledged", stamp(line.acknowledged.at), implied="true" if implied else "false")
     return root

@@ -68,15 +68,17 @@ def notices_for(deadlines: Deadlines, policy: DeadlinePolicy) -> tuple[PlannedNo
     return tuple(sorted(planned, key=lambda p: (p.fire_at, p.kind.overdue)))
 
 
-def settled_by(kind: str, policy: DeadlinePolicy) -> frozenset[NoticeKind]:
-    """The pending notices an accepted message of `kind` makes moot."""
+def settled_by(kind: str, policy: DeadlinePolicy, *, implies_acknowledgement: bool = False) -> frozenset[NoticeKind]:
+    """The pending notices an accepted message of `kind` makes moot; an answer that implies the acknowledgement
+    (one sent before any `Acknowledgement`) settles the acknowledgement's two as well."""
+    acknowledged = ACKNOWLEDGEMENT_NOTICES if implies_acknowledgement else frozenset()
     if kind == "Acknowledgement":
         return ACKNOWLEDGEMENT_NOTICES
     if kind in {"TraceResponse", "Refusal", "Withdrawal", "ReturnForCompletion", "TraceRequest"}:
         return ALL_NOTICES  # answered, withdrawn, or back with the requester (a resubmission plans afresh)
     if kind == "DelayNotice" and policy.delay_silences_overdue:
-        return frozenset({NoticeKind.RESPONSE_OVERDUE})
-    return frozenset()
+        return acknowledged | {NoticeKind.RESPONSE_OVERDUE}
+    return acknowledged
 
 
 def is_overdue(status: str, deadlines: Deadlines, now: datetime) -> bool:

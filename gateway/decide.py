@@ -14,9 +14,19 @@ from lxml import etree
 from gateway import compose, lifecycle
 from gateway.deadlines import ALL_NOTICES, DeadlinePolicy, PlannedNotice, is_overdue, notices_for, plan, settled_by
 from gateway.errors import ErrorCode, Refused
-from gateway.lifecycle import article
+from gateway.lifecycle import Transition, article
 from gateway.messages import read_restrictions, read_trace_request, text
-from gateway.model import NS, Header, Route, Rule, Trace, TraceRequestInfo, TraceStatus
+from gateway.model import (
+    NS,
+    Acknowledged,
+    Acknowledgement,
+    Header,
+    Route,
+    Rule,
+    Trace,
+    TraceRequestInfo,
+    TraceStatus,
+)
 from gateway.routing.rules import route
 from gateway.routing.table import RoutingTable
 from gateway.store import Transaction
@@ -81,10 +91,11 @@ async def decide(
         return await _resubmit(tx, request, body, table=table, policy=policy, now=now)
     if kind == "StatusQuery":
         return await _status(tx, root, header, now)
+    lifecycle.require_kind(kind)
     _require_reason(root, kind)
     trace = await _trace_of(tx, header, kind)
     transition = lifecycle.apply(trace, kind, header.sender)
-    updated = _record(trace, root, kind, transition.status, now)
+    updated = _record(trace, root, header, kind, transition, now)
     reply = Route(origin=header.sender, party=transition.recipient, rule=Rule.REPLY, table_version=table.version)
     restrictions = read_restrictions(root) if kind == "TraceResponse" else None
     relay = compose.delivery(
@@ -103,23 +114,30 @@ async def decide(
         messages=[("Delivery", transition.recipient, relay), ("Receipt", header.sender, receipt)],
         rule=Rule.REPLY.value,
         routed_to=transition.recipient,
-        settle=frozenset(settled_by(kind, policy)),
+        settle=frozenset(settled_by(kind, policy, implies_acknowledgement=transition.implies_acknowledgement)),
     )
 
 
 async def _trace_of(tx: Transaction, header: Header, kind: str) -> Trace:
-    """The trace a message names, or UNKNOWN_TRACE."""
+    """The trace a message names, or UNKNOWN_TRACE (in the words `lifecycle.apply` uses for a trace the sender is
+    no party to: the same one read either way, so neither the answer nor its timing tells the two apart)."""
     if header.trace_id is None:
         raise Refused(ErrorCode.UNKNOWN_TRACE, f"{article(kind)} must name its trace in Header/TraceId")
     trace = await tx.get_trace(header.trace_id)
     if trace is None:
-        raise Refused(ErrorCode.UNKNOWN_TRACE, f"no trace {header.trace_id} is known to the switch")
+        raise lifecycle.unknown_trace(header.trace_id, header.sender)
     return trace
 
 
-def _record(trace: Trace, root: etree._Element, kind: str, status: TraceStatus, now: datetime) -> Trace:
-    """The trace after `kind`: status, and what it carried that status shows (delay, restrictions)."""
-    changes: dict[str, object] = {"status": status, "updated_at": now}
+def _record(
+    trace: Trace, root: etree._Element, header: Header, kind: str, transition: Transition, now: datetime
+) -> Trace:
+    """The trace after `kind`: status, what it carried that status shows (delay, restrictions), and its
+    acknowledgement: given, or implied by an answer sent before it (its time and message)."""
+    changes: dict[str, object] = {"status": transition.status, "updated_at": now}
+    if kind == "Acknowledgement" or transition.implies_acknowledgement:
+        how = Acknowledgement.IMPLIED if transition.implies_acknowledgement else Acknowledgement.EXPLICIT
+        changes["acknowledged"] = Acknowledged(at=now, message_id=header.message_id, how=how)
     if kind == "DelayNotice":
         expected = text(root, "ExpectedBy")
         changes["delay_reason"] = text(root, "Reason")
@@ -190,6 +208,7 @@ async def _resubmit(
         updated_at=now,
         confidentiality=request.confidentiality,
         current_request_id=header.message_id,
+        acknowledged=None,  # the resubmitted request awaits its own acknowledgement
     )
     chosen = Route(
         origin=header.sender,
@@ -242,20 +261,21 @@ def _request_decision(
 
 
 async def _status(tx: Transaction, root: etree._Element, header: Header, now: datetime) -> Decision:
-    """A `StatusReport` of the asking state's own traces (the iARMS monitor)."""
-    since = text(root, "Since")
-    found = await tx.traces_of(
-        header.sender,
-        role=text(root, "Role"),
-        status=text(root, "Status"),
-        since=datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None,
-        trace_id=header.trace_id,
-    )
-    if header.trace_id and not found:
-        exists = await tx.get_trace(header.trace_id)
-        if exists is None:
-            raise Refused(ErrorCode.UNKNOWN_TRACE, f"no trace {header.trace_id} is known to the switch")
-        raise Refused(ErrorCode.NOT_AUTHORIZED, f"{header.sender} is not a party of trace {header.trace_id}")
+    """A `StatusReport` of the asking state's own traces (the iARMS monitor).
+
+    A query naming a trace reads that trace among the asker's own, and applies the filters to it after: one read,
+    whether the trace is unknown or another's (both refused alike), and the asker's own trace filtered out is an
+    empty report, not a refusal."""
+    since_text = text(root, "Since")
+    role, status = text(root, "Role"), text(root, "Status")
+    since = datetime.fromisoformat(since_text.replace("Z", "+00:00")) if since_text else None
+    if header.trace_id:
+        found = await tx.traces_of(header.sender, trace_id=header.trace_id)
+        if not found:
+            raise lifecycle.unknown_trace(header.trace_id, header.sender)
+        found = [t for t in found if _matches(t, header.sender, role, status, since)]
+    else:
+        found = await tx.traces_of(header.sender, role=role, status=status, since=since)
     lines = [
         compose.StatusLine(
             trace_id=t.trace_id,
@@ -264,7 +284,17 @@ async def _status(tx: Transaction, root: etree._Element, header: Header, now: da
             status=t.status.value,
             deadlines=t.deadlines,
             overdue=is_overdue(t.status.value, t.deadlines, now),
+            acknowledged=t.acknowledged,
         )
         for t in found
     ]
     return Decision(trace=None, messages=[("StatusReport", header.sender, compose.status_report(now=now, lines=lines))])
+
+
+def _matches(trace: Trace, state: str, role: str | None, status: str | None, since: datetime | None) -> bool:
+    """Whether one of `state`'s traces passes a StatusQuery's filters (as `select_traces` applies them)."""
+    if (role == "outgoing" and trace.requester != state) or (role == "incoming" and trace.party != state):
+        return False
+    if status and trace.status.value != status:
+        return False
+    return since is None or trace.updated_at >= since

@@ -23,6 +23,13 @@ class TraceStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+class Acknowledgement(StrEnum):
+    """How the requested state acknowledged a request (8.3.1): by an `Acknowledgement`, or implied by its answer."""
+
+    EXPLICIT = "explicit"
+    IMPLIED = "implied"
+
+
 class Rule(StrEnum):
     """Why a message went where it went (contract section 5, `Route/Rule`)."""
 
@@ -110,6 +117,16 @@ class Deadlines:
 
 
 @dataclass(frozen=True)
+class Acknowledged:
+    """When the requested state acknowledged the trace's current request, by which message, and how: an answer
+    (`TraceResponse`, `Refusal`, `DelayNotice`) sent before any `Acknowledgement` implies it."""
+
+    at: datetime
+    message_id: str
+    how: Acknowledgement
+
+
+@dataclass(frozen=True)
 class Trace:
     """One trace: the conversation a `TraceRequest` opened."""
 
@@ -128,6 +145,7 @@ class Trace:
     delay_reason: str | None = None
     delay_expected_by: date | None = None
     current_request_id: str = ""
+    acknowledged: Acknowledged | None = None  # of the current request; None until acknowledged (or not recorded)
 
     def counterpart(self, state: str) -> str:
         """The other party of the trace, seen from `state`."""

@@ -22,9 +22,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from gateway import audit as audit_rules
 from gateway.deadlines import PlannedNotice
 from gateway.errors import TransientError
-from gateway.model import Confidentiality, Deadlines, Restrictions, Rule, Trace, TraceStatus
+from gateway.model import (
+    Acknowledged,
+    Acknowledgement,
+    Confidentiality,
+    Deadlines,
+    Restrictions,
+    Rule,
+    Trace,
+    TraceStatus,
+)
 from gateway.store import bulk, inline
-from gateway.store.tables import audit, audit_head, deadlines, inbound, metadata, outbox, routing_tables, traces
+from gateway.store.tables import (
+    add_missing_columns,
+    audit,
+    audit_head,
+    deadlines,
+    inbound,
+    metadata,
+    outbox,
+    routing_tables,
+    traces,
+)
 
 log = structlog.get_logger("tracegate.store")
 
@@ -88,6 +107,13 @@ def trace_from_row(row: Any) -> Trace:
     if m["restrictions"]:
         raw = json.loads(m["restrictions"])
         restrictions = Restrictions(codes=tuple(raw["codes"]), text=raw.get("text"))
+    acknowledged = None
+    if m["acknowledgement"]:
+        acknowledged = Acknowledged(
+            aware(m["acknowledged_at"]),  # type: ignore[arg-type]
+            m["acknowledged_by"],
+            Acknowledgement(m["acknowledgement"]),
+        )
     return Trace(
         trace_id=m["trace_id"],
         requester=m["requester"],
@@ -104,6 +130,7 @@ def trace_from_row(row: Any) -> Trace:
         delay_reason=m["delay_reason"],
         delay_expected_by=date.fromisoformat(m["delay_expected_by"]) if m["delay_expected_by"] else None,
         current_request_id=m["current_request_id"],
+        acknowledged=acknowledged,
     )
 
 
@@ -128,6 +155,9 @@ def _trace_values(trace: Trace) -> dict[str, Any]:
         "delay_reason": trace.delay_reason,
         "delay_expected_by": trace.delay_expected_by.isoformat() if trace.delay_expected_by else None,
         "current_request_id": trace.current_request_id,
+        "acknowledged_at": trace.acknowledged.at if trace.acknowledged else None,
+        "acknowledged_by": trace.acknowledged.message_id if trace.acknowledged else None,
+        "acknowledgement": trace.acknowledged.how.value if trace.acknowledged else None,
     }
 
 
@@ -143,6 +173,8 @@ def _message_in(record: InboundRecord, inbound_id: int) -> audit_rules.Entry:
     )
 
 
+# Every column of the trace's row but its key (the record's trace) and `updated_at` (the record's time): `audit
+# verify` holds the row to its last record column by column (`current_request_id` marks a record holding them all).
 _TRACE_STATE = (
     "status",
     "requester",
@@ -154,13 +186,28 @@ _TRACE_STATE = (
     "respond_by",
     "restrictions",
     "delay_reason",
+    "opened_at",
+    "confidentiality_guaranteed",
+    "confidentiality_reason",
+    "delay_expected_by",
+    "current_request_id",
+    "acknowledged_at",
+    "acknowledged_by",
+    "acknowledgement",
 )
 
 
-def _trace_entry(trace: Trace, values: dict[str, Any], *, new: bool) -> audit_rules.Entry:
-    """The audit entry of a trace's new state."""
-    state = {k: values[k] for k in _TRACE_STATE}
-    return audit_rules.Entry(audit_rules.RecordType.TRACE, trace.updated_at, {"new": new, **state}, trace.trace_id)
+def _trace_entry(e: Effects, values: dict[str, Any]) -> audit_rules.Entry:
+    """The audit entry of a trace's new state, with the deadline notices the message settled and planned (so `audit
+    verify` can hold every deadline row to the records: which notices, due and fired when, cancelled when)."""
+    trace = e.trace
+    assert trace is not None
+    state: dict[str, Any] = {"new": e.new_trace, **{k: values[k] for k in _TRACE_STATE}}
+    if e.settle:
+        state["settled"] = {"kinds": sorted(e.settle), "at": e.record.received_at}
+    if e.plan:
+        state["notices"] = [[p.kind.value, p.fire_at, p.due_at] for p in e.plan]
+    return audit_rules.Entry(audit_rules.RecordType.TRACE, trace.updated_at, state, trace.trace_id)
 
 
 def _message_out(m: OutboxMessage, outbox_id: int, inbound_id: int | None, now: datetime) -> audit_rules.Entry:
@@ -174,6 +221,7 @@ def _message_out(m: OutboxMessage, outbox_id: int, inbound_id: int | None, now: 
             "recipient": m.recipient,
             "kind": m.kind,
             "inbound_id": inbound_id,
+            "queue": m.queue,
         },
         m.trace_id,
         hashlib.sha256(m.body).hexdigest(),
@@ -389,7 +437,7 @@ class Transaction:
         for e, inbound_id, v in zip(effects, inbound_ids, values, strict=True):
             self.audit(_message_in(e.record, inbound_id))
             if e.trace is not None:
-                self.audit(_trace_entry(e.trace, v, new=e.new_trace))
+                self.audit(_trace_entry(e, v))
             for m in e.outgoing:
                 outbox_id = next(outbox_ids)
                 self.audit(_message_out(m, outbox_id, inbound_id, e.record.received_at))
@@ -626,6 +674,7 @@ class Store:
             if self.schema and not self.is_sqlite:
                 await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.run_sync(metadata.create_all)
+            await conn.run_sync(add_missing_columns)
         if self.checkpoint_every and self._checkpoints is None:
             self._checkpoints = asyncio.create_task(self._checkpoint_now_and_then(), name="wal-checkpoints")
 

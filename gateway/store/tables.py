@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     DateTime,
     Index,
     Integer,
@@ -16,7 +17,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
 )
+from sqlalchemy.schema import CreateColumn
 
 metadata = MetaData()
 
@@ -66,6 +69,11 @@ traces = Table(
     Column("delay_reason", String(40)),
     Column("delay_expected_by", String(10)),
     Column("current_request_id", String(64), nullable=False),
+    # The current request's acknowledgement (8.3.1), added later (`add_missing_columns`): when, by which message,
+    # and how (explicit: an `Acknowledgement`; implied: an answer sent before one). NULL: not acknowledged.
+    _ts("acknowledged_at", nullable=True),
+    Column("acknowledged_by", String(64)),
+    Column("acknowledgement", String(10)),
     Index("ix_traces_requester", "requester"),
     Index("ix_traces_party", "party"),
 )
@@ -142,3 +150,22 @@ audit_head = Table(
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+
+def add_missing_columns(conn: Connection) -> list[str]:
+    """Add the nullable columns that a table created by an earlier version lacks (`create_all` creates missing
+    tables only): the additive upgrade `Store.start` runs. Returns "table.column" for each column added."""
+    inspector = inspect(conn)
+    quote = conn.dialect.identifier_preparer
+    guard = " IF NOT EXISTS" if conn.dialect.name == "postgresql" else ""  # two gateways starting at once
+    added = []
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.c:
+            if column.name not in present and column.nullable:
+                spec = CreateColumn(column).compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {quote.format_table(table)} ADD COLUMN{guard} {spec}")
+                added.append(f"{table.name}.{column.name}")
+    return added

@@ -20,8 +20,14 @@ from .conftest import Switch
 REQUEST = {"exports": [("ZA", "MZ", "2019-06-14")]}
 
 
+async def checkpoint(switch: Switch) -> int | None:
+    """Sign the head now, as the running gateway does every `checkpoint_interval_seconds` and when it stops."""
+    return await write_checkpoint(switch.store, switch.pipeline.signer, switch.clock.now)
+
+
 async def story(switch: Switch) -> None:
-    """A small but complete history: traces, refusals, a deadline fired, a checkpoint, then more traffic."""
+    """A small but complete history, checkpointed as a running gateway would: traces, refusals, a deadline fired, a
+    checkpoint, then more traffic not yet signed."""
     opened = await switch.send("ZA", samples.trace_request("ZA", **REQUEST))  # type: ignore[arg-type]
     trace = opened.trace_id or ""
     await switch.send("MZ", samples.reply("Acknowledgement", "MZ", trace))
@@ -29,18 +35,20 @@ async def story(switch: Switch) -> None:
     await switch.send("KE", b"<broken")
     await switch.send("MZ", samples.trace_response("MZ", trace, restrictions=["tracing-purposes-only"]))
     late = await switch.send("BR", samples.trace_request("BR", made_in="AT", created_at=switch.clock.now))
+    assert await checkpoint(switch)  # within the interval, then six quiet days
     switch.clock.advance(timedelta(days=6))
     await switch.tick()
-    assert await write_checkpoint(switch.store, switch.pipeline.signer, switch.clock.now)
+    assert await checkpoint(switch)
     await switch.send("AT", samples.reply("Acknowledgement", "AT", late.trace_id or "", created_at=switch.clock.now))
     await switch.send("ZA", samples.message("StatusQuery", "ZA", created_at=switch.clock.now))
 
 
-async def verified(switch: Switch) -> Report:
-    """Run the auditor's check over the switch's store."""
+async def verified(switch: Switch, **options: Any) -> Report:
+    """Run the auditor's check over the switch's store, at the switch's time, with its checkpoint interval."""
     trust = TrustStore.load(switch.settings.trust_dir)
     gateway = x509.load_pem_x509_certificate(switch.settings.gateway_cert.read_bytes())
-    return await verify_store(switch.store, trust, [gateway])
+    options = {"checkpoint_interval": switch.settings.checkpoint_interval_seconds, "now": switch.clock.now, **options}
+    return await verify_store(switch.store, trust, [gateway], **options)
 
 
 async def records(switch: Switch) -> list[Any]:
@@ -68,7 +76,7 @@ async def test_untouched_history_verifies(switch: Switch) -> None:
     await story(switch)
     report = await verified(switch)
     assert report.ok, report.problems
-    assert (report.records, report.checkpoints, report.signatures_checked) == (30, 1, 6)
+    assert (report.records, report.checkpoints, report.signatures_checked) == (31, 2, 6)
     kinds = {r.type for r in await records(switch)}
     assert kinds == {"message-in", "message-out", "trace", "deadline", "routing-table", "checkpoint"}
 
@@ -117,7 +125,8 @@ async def test_deleting_a_record_is_named(switch: Switch) -> None:
 
 
 async def test_inserting_a_record_is_named(switch: Switch) -> None:
-    """A forged record slipped in at 10 (well hashed) breaks the link of the record after it."""
+    """A forged record slipped in at 10 (well hashed) breaks the link of the record after it, and names a trace
+    that has no row."""
     await story(switch)
     chain = await records(switch)
     after = [r for r in chain if r.seq >= 10]
@@ -132,7 +141,8 @@ async def test_inserting_a_record_is_named(switch: Switch) -> None:
         *(insert(audit).values(**{**r._mapping, "seq": r.seq + 1}) for r in after),
     )
     report = await verified(switch)
-    assert first_record_named(report) == 11
+    assert first_record_named(report) == 10 and "trace forged" in report.problems[0]
+    assert any(p.startswith("record 11:") and "does not link" in p for p in report.problems)
 
 
 async def test_reordering_two_records_is_named(switch: Switch) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import timedelta
 
 from lxml import etree
 
 from gateway import samples
 from gateway.errors import ErrorCode
-from gateway.store import traces
+from gateway.store import deadlines, traces
 
 from .conftest import Got, Switch
 
@@ -131,20 +132,16 @@ async def test_out_of_turn_messages_change_nothing(switch: Switch) -> None:
     trace_id = await open_trace(switch)
     cases = [
         ("ZA", samples.reply("Acknowledgement", "ZA", trace_id), ErrorCode.NOT_AUTHORIZED),
-        ("KE", samples.reply("Comment", "KE", trace_id, Text="Me too."), ErrorCode.NOT_AUTHORIZED),
-        (
-            "MZ",
-            samples.reply("Refusal", "MZ", trace_id, Reason="national-security", Text="No."),
-            ErrorCode.INVALID_STATE,
-        ),
+        ("KE", samples.reply("Comment", "KE", trace_id, Text="Me too."), ErrorCode.UNKNOWN_TRACE),
+        ("ZA", samples.trace_request("ZA", **REQUEST, trace_id=trace_id, resubmits=trace_id), ErrorCode.INVALID_STATE),
         ("MZ", samples.reply("Acknowledgement", "MZ", "0d9a8b7c-6e5f-4a3b-9c2d-1e0f9a8b7c12"), ErrorCode.UNKNOWN_TRACE),
     ]
     for sender, root, code in cases:
         assert (await switch.send(sender, root)).code == code
     [row] = await switch.store.fetch(traces.select().where(traces.c.trace_id == trace_id))
     assert row.status == "delivered"
-    assert [m.kind for m in switch.take("MZ")] == ["Rejection", "Rejection"]
-    assert [m.kind for m in switch.take("ZA")] == ["Rejection"]
+    assert [m.kind for m in switch.take("MZ")] == ["Rejection"]
+    assert [m.kind for m in switch.take("ZA")] == ["Rejection", "Rejection"]
 
 
 async def test_reasons_are_required(switch: Switch) -> None:
@@ -197,4 +194,39 @@ async def test_status_query_reports_only_the_senders_own_traces(switch: Switch) 
         incoming.trace_id
     ]
     other = await switch.send("KE", samples.message("StatusQuery", "KE", trace_id=mine))
-    assert other.code == ErrorCode.NOT_AUTHORIZED
+    stranger = str(uuid.uuid4())
+    unknown = await switch.send("KE", samples.message("StatusQuery", "KE", trace_id=stranger))
+    assert other.code == unknown.code == ErrorCode.UNKNOWN_TRACE
+    assert other.detail.replace(mine, "X") == unknown.detail.replace(stranger, "X")
+
+
+async def test_an_answer_before_the_acknowledgement_implies_it(switch: Switch) -> None:
+    """A DelayNotice sent before any Acknowledgement is relayed; the acknowledgement is recorded as implied, its
+    deadline notices are settled, the StatusReport says so, and a late Acknowledgement is refused as redundant."""
+    trace_id = await open_trace(switch)
+    switch.clock.advance(timedelta(days=1))
+    delay = samples.reply(
+        "DelayNotice",
+        "MZ",
+        trace_id,
+        created_at=switch.clock.now,
+        Reason="ongoing-investigation",
+        Text="Later.",
+        ExpectedBy="2027-01-01",
+    )
+    receipt, _ = await exchange(switch, "MZ", delay)
+    assert receipt.find("Status") == "delayed"
+    [row] = await switch.store.fetch(traces.select().where(traces.c.trace_id == trace_id))
+    assert (row.acknowledgement, row.acknowledged_at is not None) == ("implied", True)
+    notices = await switch.store.fetch(deadlines.select().where(deadlines.c.trace_id == trace_id))
+    by_kind = {n.kind: n.status for n in notices}
+    assert by_kind["acknowledgement-reminder"] == by_kind["acknowledgement-overdue"] == "cancelled"
+    assert by_kind["response-overdue"] == "pending"
+    await switch.send("ZA", samples.message("StatusQuery", "ZA", trace_id=trace_id))
+    [report] = switch.take("ZA")
+    [line] = report.root.iterfind("{urn:itrace:1}Trace")
+    acknowledged = line.find("{urn:itrace:1}Acknowledged")
+    assert acknowledged is not None and acknowledged.get("implied") == "true"
+    assert line.findtext("{urn:itrace:1}Overdue") == "false"
+    late = await switch.send("MZ", samples.reply("Acknowledgement", "MZ", trace_id, created_at=switch.clock.now))
+    assert late.code == ErrorCode.INVALID_STATE and "implied" in late.detail

@@ -155,7 +155,7 @@ def _left_open(t: Trace) -> None:
     if t.rng.random() < 0.5:
         t.say(t.party, "Acknowledgement")
     outsider = next(s for s in ACTIVE if s not in (t.requester, t.party))
-    t.say(outsider, "Comment", "NOT_AUTHORIZED", Text="Me too.")
+    t.say(outsider, "Comment", "UNKNOWN_TRACE", Text="Me too.")
     t.steps.append(
         Step(t.party, lambda at: samples.message("StatusQuery", t.party, trace_id=t.trace_id, created_at=at))
     )
