@@ -217,6 +217,7 @@ async def run(
         "TRACEGATE_GATEWAY_KEY": str(pki.gateway_key_path),
         "TRACEGATE_GATEWAY_CERT": str(pki.gateway_cert_path),
         "TRACEGATE_QUEUE_TYPE": "quorum",
+        "TRACEGATE_REQUIRE_USER_ID": "false",  # the chaos run's national systems share the broker's guest user
         "TRACEGATE_LOG_LEVEL": "warning",
         "TRACEGATE_LOG_FORMAT": "json",
         "TRACEGATE_BROKER_CONNECT_SECONDS": "120",

@@ -80,7 +80,7 @@ async def _run(env: Env, bodies: list[tuple[str, str, bytes]], profiler: cProfil
     for i in range(0, len(bodies), IN_FLIGHT):
         chunk = bodies[i : i + IN_FLIGHT]
         await asyncio.gather(
-            *(switch.pipeline.handle(Inbound(body=body, routing_key=sender)) for sender, _, body in chunk)
+            *(switch.pipeline.handle(Inbound(body, routing_key=sender, user_id=sender)) for sender, _, body in chunk)
         )
         await switch.relay.relay_once()
     if profiler is not None:
@@ -106,7 +106,7 @@ async def outbound_sizes(env: Env, count: int = 10) -> dict[str, int]:
     switch = await _in_process(env, "sizes.db")
     try:
         for sender, _, body in env.bodies[-count:]:
-            await switch.pipeline.handle(Inbound(body=body, routing_key=sender))
+            await switch.pipeline.handle(Inbound(body=body, routing_key=sender, user_id=sender))
         await switch.relay.relay_once()
     finally:
         await switch.store.close()

@@ -9,24 +9,29 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from lxml import etree
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gateway import samples
-from gateway.adapters.amqp import AmqpBroker
+from gateway.adapters.amqp import AmqpBroker, user_of
 from gateway.adapters.npc import NationalSystem, Received
 from gateway.admin import render_conversation, trace_record
 from gateway.app import Gateway
+from gateway.errors import ConfigurationError
 from gateway.logs import configure_logging
 from gateway.pki import DevPki, create_dev_pki, issue_certificate
-from gateway.routing.table import load_table
+from gateway.routing.table import RoutingTable, load_table
 from gateway.settings import Settings
 from gateway.signatures import Signer
 from gateway.store.reads import conversation, find_trace
+from gateway.topology import apply, password_file, plan, user_for
 
 DEMO_DIR = Path("var/demo")
+DEMO_VHOST = "tracegate-demo"
 
 
 @dataclass
@@ -44,11 +49,17 @@ class Row:
 class Demo:
     """National systems, their keys, and the rows of what happened."""
 
-    def __init__(self, settings: Settings, pki: DevPki, states: list[str]) -> None:
+    def __init__(self, settings: Settings, pki: DevPki, states: list[str], users: dict[str, tuple[str, str]]) -> None:
+        """`users`: each state's broker user and the URL it connects with (none: all share the gateway's URL)."""
         self.settings = settings
         self.pki = pki
         self.signers = {s: Signer.from_files(pki.key_path(s), pki.cert_path(s)) for s in states}
-        self.npcs = {s: NationalSystem(s, settings.broker_url) for s in states}
+        self.npcs = {
+            s: NationalSystem(s, users[s][1], user_id=users[s][0])
+            if s in users
+            else NationalSystem(s, settings.broker_url)
+            for s in states
+        }
         self.rows: list[Row] = []
 
     async def connect(self) -> None:
@@ -174,8 +185,44 @@ async def _switch_scenarios(demo: Demo) -> None:
         demo.rows[-1].answer = "the first Receipt again (same MessageId); no second effect"
 
 
-def _prepare(settings: Settings) -> tuple[Settings, DevPki, list[str], str]:
-    """A fresh demo database and the demo's PKI (kept between runs); settings pointing at them."""
+def _with_user(url: str, user: str, password: str, vhost: str) -> str:
+    """`url` with another user, password and vhost."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit((parts.scheme, netloc, "/" + quote(vhost, safe=""), parts.query, ""))
+
+
+def _broker_users(settings: Settings, table: RoutingTable) -> tuple[Settings, dict[str, tuple[str, str]], str]:
+    """One broker user per state on a vhost of the demo's own, as `tracegate topology --apply` sets them up; the
+    gateway then requires user_id, as it does by default. Where rabbitmqctl cannot be run (a remote broker), the
+    states share the gateway's user and the demo says so: settings, each state's (user, URL), a note."""
+    secrets_dir = DEMO_DIR / "broker-secrets"
+    gateway_user = user_of(settings.broker_url)
+    prefix = settings.broker_user_prefix
+    try:
+        apply(plan(table, DEMO_VHOST, gateway_user, prefix=prefix), secrets_dir)
+    except ConfigurationError as err:
+        note = (
+            f"[yellow]Could not set up a broker user per state ({escape(str(err))}); the national systems share "
+            f"{gateway_user!r} and user_id is not required in this run. `tracegate topology --apply` on the "
+            "broker's host sets them up; without them any broker user can publish under another state's name[/]"
+        )
+        return dataclasses.replace(settings, require_user_id=False), {}, note
+    gateway_password = urlsplit(settings.broker_url).password or "guest"
+    users = {}
+    for state in table.states:
+        if table.states[state].delegate is None:
+            user = user_for(state, prefix)
+            password = password_file(secrets_dir, state).read_text(encoding="utf-8").strip()
+            users[state] = (user, _with_user(settings.broker_url, user, password, DEMO_VHOST))
+    url = _with_user(settings.broker_url, gateway_user, gateway_password, DEMO_VHOST)
+    note = f"each national system on its own broker user ({prefix}ZA, ...) on vhost {DEMO_VHOST}, user_id required"
+    return dataclasses.replace(settings, broker_url=url, require_user_id=True), users, note
+
+
+def _prepare(settings: Settings) -> tuple[Settings, DevPki, list[str], str, dict[str, tuple[str, str]], str]:
+    """A fresh demo database, the demo's PKI and broker users (kept between runs); settings pointing at them."""
     table = load_table(settings.routing_table)
     states = sorted(c for c, e in table.states.items() if e.delegate is None and e.active)
     if DEMO_DIR.exists():
@@ -189,7 +236,8 @@ def _prepare(settings: Settings) -> tuple[Settings, DevPki, list[str], str]:
         gateway_key=pki.gateway_key_path,
         gateway_cert=pki.gateway_cert_path,
     )
-    return demo_settings, pki, states, table.version
+    demo_settings, users, note = _broker_users(demo_settings, table)
+    return demo_settings, pki, states, table.version, users, note
 
 
 async def _trace_conversation(demo: Demo) -> str:
@@ -269,7 +317,7 @@ async def run_demo(settings: Settings) -> int:
     """Run the demo; returns the process exit code."""
     configure_logging("warning")
     console = Console(width=None if sys.stdout.isatty() else 150)
-    settings, pki, states, version = await asyncio.to_thread(_prepare, settings)
+    settings, pki, states, version, users, note = await asyncio.to_thread(_prepare, settings)
     probe = AmqpBroker(settings.broker_url)
     try:
         await probe.connect(timeout=5)
@@ -283,12 +331,12 @@ async def run_demo(settings: Settings) -> int:
     await probe.close()
     gateway = Gateway(settings)
     await gateway.start()
-    demo = Demo(settings, pki, states)
+    demo = Demo(settings, pki, states, users)
     try:
         await demo.connect()
         console.print(
             f"tracegate demo: switch up, routing table {version[:19]}…, "
-            f"national systems {', '.join(states)} connected, each signing with its own key.\n"
+            f"national systems {', '.join(states)} connected, each signing with its own key;\n{note}.\n"
         )
         await _switch_scenarios(demo)
         switch_rows = len(demo.rows)

@@ -39,8 +39,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import audit as rules
 from gateway.app import Parts, build_pipeline
-from gateway.errors import ConfigurationError
-from gateway.pipeline import Outcome, Pipeline
+from gateway.errors import ConfigurationError, ErrorCode
+from gateway.pipeline import NO_USER_ID, Outcome, Pipeline
 from gateway.pki import issue_certificate
 from gateway.ports import Inbound
 from gateway.routing.table import RoutingTable, parse_table
@@ -351,7 +351,16 @@ class _Replayer:
         if isinstance(table, str):
             return Divergence(recorded.head.seq, recorded.inbound_id, table)
         pipeline = self._pipeline_with(table)
-        message = Inbound(body=row.body, routing_key=row.sender, message_id=row.dedup_key)
+        # The stored sender is the transport identity: the broker-validated user_id wherever the message had one,
+        # which it must have had unless it was refused for lacking one.
+        data = recorded.data
+        had_user_id = not (data.get("code") == ErrorCode.SENDER_MISMATCH and data.get("detail") == NO_USER_ID)
+        message = Inbound(
+            body=row.body,
+            routing_key=row.sender,
+            user_id=row.sender if had_user_id else None,
+            message_id=row.dedup_key,
+        )
         replayed = await self._replayed(await pipeline.handle(message))
         found = differences(recorded.facts, replayed)
         return Divergence(recorded.head.seq, recorded.inbound_id, "; ".join(found)) if found else None

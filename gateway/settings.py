@@ -43,7 +43,7 @@ class Settings:
     checkpoint_interval_seconds: float = 300.0
     prefetch: int = 32
     broker_user_prefix: str = "npc-"  # a state's broker user is <prefix><CC> (`tracegate topology`)
-    require_user_id: bool = False  # the broker gives each state its own user: refuse messages without user_id
+    require_user_id: bool = True  # each state has its own broker user (`tracegate topology`): no user_id, refused
     health_port: int = 0  # serve /health on 127.0.0.1:PORT (0: off)
     broker_connect_seconds: float = 60.0  # how long `serve` keeps trying to reach the broker at start
     queue_type: str = "classic"  # or "quorum"

@@ -37,6 +37,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from gateway.adapters.amqp import INBOUND_EXCHANGE
+from gateway.adapters.amqp import user_of as user_of  # re-exported: `tracegate topology` names the gateway user by it
 from gateway.errors import ConfigurationError
 from gateway.routing.table import RoutingTable
 
@@ -91,11 +92,6 @@ def vhost_of(url: str) -> str:
     """The virtual host an AMQP URL names (`/` when it names none)."""
     path = urlsplit(url).path
     return "/" if path in ("", "/") else unquote(path[1:])
-
-
-def user_of(url: str) -> str:
-    """The user an AMQP URL connects as (`guest` when it names none)."""
-    return unquote(urlsplit(url).username or "guest")
 
 
 def senders(table: RoutingTable) -> list[str]:

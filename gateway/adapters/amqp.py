@@ -6,8 +6,9 @@ The only module that imports aio-pika on the gateway's side.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import aiormq
@@ -27,6 +28,25 @@ DEAD_LETTER_EXCHANGE = "itrace.dead-letter"
 DEAD_LETTER_QUEUE = "itrace.dead-letter"
 Properties = Basic.Properties
 PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
+# Set by `tracegate dead-letters retry` on the copy it publishes as the gateway's own broker user: the broker user
+# that sent the original. Believed only on a message whose broker-validated user_id is the gateway's own.
+RETRIED_USER_HEADER = "x-tracegate-user-id"
+
+
+def user_of(url: str) -> str:
+    """The user an AMQP URL connects as (`guest` when it names none)."""
+    return unquote(urlsplit(url).username or "guest")
+
+
+def original_user(user_id: str | None, headers: Mapping[str, Any] | None, own_user: str) -> str | None:
+    """Who sent a message: its broker-validated `user_id`, except on a dead letter the gateway's own user sent back,
+    which names the original sender in `RETRIED_USER_HEADER` (None there: the original had no user_id)."""
+    if user_id is None or user_id != own_user:
+        return user_id
+    named = (headers or {}).get(RETRIED_USER_HEADER)
+    if isinstance(named, bytes):
+        named = named.decode("utf-8", "replace")
+    return named if isinstance(named, str) and named else None
 
 
 def outbound_queue(state: str) -> str:
@@ -51,6 +71,7 @@ class AmqpBroker:
         self.queue_type = queue_type
         self.delivery_limit = delivery_limit
         self.user_prefix = user_prefix
+        self.own_user = user_of(url)
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractRobustChannel | None = None
         self._consume_channel: AbstractRobustChannel | None = None
@@ -144,7 +165,7 @@ class AmqpBroker:
             inbound = Inbound(
                 body=message.body,
                 routing_key=message.routing_key or "",
-                user_id=self._state_of(message.user_id),
+                user_id=self._state_of(original_user(message.user_id, message.headers, self.own_user)),
                 message_id=message.message_id,
                 redelivered=bool(message.redelivered),
                 attempt=self._attempt(message),

@@ -9,7 +9,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from gateway.adapters.amqp import DEAD_LETTER_QUEUE, INBOUND_EXCHANGE
+from gateway.adapters.amqp import DEAD_LETTER_QUEUE, INBOUND_EXCHANGE, RETRIED_USER_HEADER, original_user, user_of
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,8 @@ class DeadLetter:
     first_death: datetime | None
 
 
-def _describe(message: AbstractIncomingMessage) -> DeadLetter:
-    """What the broker says about why and how often the message died."""
+def _describe(message: AbstractIncomingMessage, own_user: str) -> DeadLetter:
+    """What the broker says about why and how often the message died; `user_id` is the original sender's."""
     raw: Any = (message.headers or {}).get("x-death") or []
     deaths: list[Any] = list(raw)
     death: dict[str, Any] = dict(deaths[0]) if deaths else {}
@@ -35,7 +35,7 @@ def _describe(message: AbstractIncomingMessage) -> DeadLetter:
     return DeadLetter(
         message_id=message.message_id or "",
         routing_key=str(keys[0]),
-        user_id=message.user_id,
+        user_id=original_user(message.user_id, message.headers, own_user),
         size=len(message.body),
         reason=str(death.get("reason", "")),
         count=int(death.get("count", 1) or 1),
@@ -61,7 +61,7 @@ async def list_dead_letters(url: str, limit: int = 1000) -> list[DeadLetter]:
     try:
         channel = await connection.channel()
         taken = await _take_all(channel, limit)
-        described = [_describe(m) for m in taken]
+        described = [_describe(m, user_of(url)) for m in taken]
         for message in taken:
             await message.nack(requeue=True)
         return described
@@ -73,16 +73,19 @@ async def retry_dead_letters(url: str, message_ids: set[str] | None, limit: int 
     """Publish the chosen held messages (all when `message_ids` is None) to `itrace.inbound` again.
 
     Each goes back under its original routing key; a held message is removed only after the broker confirmed
-    its copy. The AMQP user_id cannot be carried over (the broker checks it against the administrator's own
-    user), so a retried message is identified by its routing key.
+    its copy. The broker checks a user_id against the publishing connection's user, so the original sender's
+    cannot be set again: the copy carries `url`'s own user as its user_id and the original in
+    `RETRIED_USER_HEADER`, which the gateway believes only from its own user (run this with the gateway's broker
+    URL). The sender is therefore the same state on the retry as it was the first time.
     """
     connection = await aio_pika.connect(url)
     retried = []
     try:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(INBOUND_EXCHANGE)
+        own = user_of(url)
         for message in await _take_all(channel, limit):
-            held = _describe(message)
+            held = _describe(message, own)
             if message_ids is not None and held.message_id not in message_ids:
                 await message.nack(requeue=True)
                 continue
@@ -91,7 +94,9 @@ async def retry_dead_letters(url: str, message_ids: set[str] | None, limit: int 
                 message_id=message.message_id,
                 content_type=message.content_type,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                headers={"x-tracegate-retried": held.count},
+                user_id=own,
+                headers={"x-tracegate-retried": held.count}
+                | ({RETRIED_USER_HEADER: held.user_id} if held.user_id else {}),
             )
             await exchange.publish(copy, routing_key=held.routing_key, mandatory=True)
             await message.ack()

@@ -34,10 +34,12 @@ class Received:
 class NationalSystem:
     """One simulated NPC: its own AMQP connection, publishing as its state and reading its own queue."""
 
-    def __init__(self, state: str, url: str, *, queue: str | None = None) -> None:
-        """`queue`: the routing table's queue for the state, where it names one (else the contract's)."""
+    def __init__(self, state: str, url: str, *, queue: str | None = None, user_id: str | None = None) -> None:
+        """`queue`: the routing table's queue for the state, where it names one (else the contract's). `user_id`:
+        the broker user `url` connects as, set on every message (the broker checks it; the switch requires it)."""
         self.state = state
         self.url = url
+        self.user_id = user_id
         self.queue = queue or outbound_queue(state)
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
@@ -59,6 +61,7 @@ class NationalSystem:
             body,
             content_type="application/xml",
             message_id=message_id,
+            user_id=self.user_id,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         await exchange.publish(message, routing_key=routing_key or self.state)

@@ -68,6 +68,10 @@ def serve_env(pki: DevPki, routing_table: Path, amqp_url: str, tmp_path: Path, *
             "TRACEGATE_MAX_MESSAGE_BYTES": "65536",
             "TRACEGATE_LOG_FORMAT": "json",
             "TRACEGATE_CONFIG": str(tmp_path / "none.toml"),
+            # This session's vhost has one broker user (guest) for every national system, so the transport
+            # identity is the routing key here; per-state users with a required user_id, the default, are
+            # exercised on the real broker by tests/integration/test_topology.py.
+            "TRACEGATE_REQUIRE_USER_ID": "false",
         }
     )
     env.update({f"TRACEGATE_{k.upper()}": v for k, v in extra.items()})

@@ -99,9 +99,11 @@ class Switch:
         routing_key: str | None = None,
         user_id: str | None = None,
     ) -> Outcome:
-        """Sign (unless bytes), hand to the gateway as the broker would, and relay the outbox."""
+        """Sign (unless bytes), hand to the gateway as the broker would with a user per state (`user_id`: that of
+        the state publishing, `routing_key` or `state`, unless given), and relay the outbox."""
         body = message if isinstance(message, bytes) else self.sign(state, message)
-        outcome = await self.pipeline.handle(Inbound(body=body, routing_key=routing_key or state, user_id=user_id))
+        transport = routing_key or state
+        outcome = await self.pipeline.handle(Inbound(body=body, routing_key=transport, user_id=user_id or transport))
         await self.relay.relay_once()
         return outcome
 

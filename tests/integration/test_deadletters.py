@@ -37,6 +37,7 @@ async def test_poison_message_is_retried_held_told_and_replayed(
         broker_url=fresh_amqp_url,
         queue_type="quorum",
         delivery_limit=3,
+        require_user_id=False,  # one broker user here; the retry keeping a state's user: test_topology.py
     )
     gateway = Gateway(settings)
     attempts: list[int] = []

@@ -47,7 +47,7 @@ def transactions(switch: Switch, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 async def together(switch: Switch, bodies: list[tuple[str, bytes]]) -> list[Outcome]:
     """Hand every message to the gateway at once, as a broker with prefetch would; then relay."""
     outcomes = await asyncio.gather(
-        *(switch.pipeline.handle(Inbound(body=body, routing_key=state)) for state, body in bodies)
+        *(switch.pipeline.handle(Inbound(body=body, routing_key=state, user_id=state)) for state, body in bodies)
     )
     await switch.relay.relay_once()
     return list(outcomes)
@@ -119,7 +119,7 @@ async def test_one_message_that_cannot_be_processed_holds_up_no_other(
     monkeypatch.setattr(switch.pipeline, "_commit", failing)
     bodies = [("ZA", switch.sign("ZA", m)) for m in [healthy[0], healthy[1], poisoned, *healthy[2:]]]
     results = await asyncio.gather(
-        *(switch.pipeline.handle(Inbound(body=b, routing_key=s)) for s, b in bodies), return_exceptions=True
+        *(switch.pipeline.handle(Inbound(body=b, routing_key=s, user_id=s)) for s, b in bodies), return_exceptions=True
     )
 
     assert isinstance(results[2], RuntimeError)

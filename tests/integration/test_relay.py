@@ -39,7 +39,7 @@ async def test_every_committed_row_is_published_exactly_once_and_marked_sent(swi
     try:
         for _ in range(6):  # rounds of concurrent messages, while the relay polls the database all the time
             bodies = [switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ)) for _ in range(8)]
-            await asyncio.gather(*(switch.pipeline.handle(Inbound(body=b, routing_key="ZA")) for b in bodies))
+            await asyncio.gather(*(switch.pipeline.handle(Inbound(b, routing_key="ZA", user_id="ZA")) for b in bodies))
         await _until(lambda: sum(_published(switch).values()) >= 96)
         await asyncio.sleep(0.2)
         counts = _published(switch)
@@ -66,7 +66,7 @@ async def test_rows_the_broker_refused_are_published_when_it_is_back(switch: Swi
     try:
         switch.broker.fail_publishing = True
         body = switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ))
-        outcome = await switch.pipeline.handle(Inbound(body=body, routing_key="ZA"))
+        outcome = await switch.pipeline.handle(Inbound(body=body, routing_key="ZA", user_id="ZA"))
         await asyncio.sleep(0.3)
         assert sum(_published(switch).values()) == 0
         assert len(await switch.store.unsent()) == 2  # kept: the Delivery and the Receipt
@@ -97,7 +97,7 @@ async def test_a_poll_while_a_commit_returns_leaves_its_rows_to_the_commit(
     switch.store.on_queued = relay.hand_over
     monkeypatch.setattr(AsyncTransaction, "__aexit__", held_exit)
     body = switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ))
-    handling = asyncio.create_task(switch.pipeline.handle(Inbound(body=body, routing_key="ZA")))
+    handling = asyncio.create_task(switch.pipeline.handle(Inbound(body=body, routing_key="ZA", user_id="ZA")))
     await asyncio.wait_for(committed.wait(), timeout=10)
     monkeypatch.setattr(AsyncTransaction, "__aexit__", real_exit)
     assert len(await switch.store.fetch(select(outbox))) == 2  # committed: a poll reads them

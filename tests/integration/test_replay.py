@@ -20,7 +20,9 @@ from sqlalchemy import delete, select, update
 
 from gateway import audit as rules
 from gateway import samples
+from gateway.pipeline import NO_USER_ID
 from gateway.pki import DevPki
+from gateway.ports import Inbound
 from gateway.replay import Divergence, replay
 from gateway.store import Store, audit, inbound, metadata
 from tests import forge
@@ -253,6 +255,18 @@ async def test_a_realistic_run_replays_with_zero_divergence(switch: Switch) -> N
     report = await replay(switch.store, switch.settings, progress=lambda done, total: calls.append((done, total)))
     assert report.divergences == ()
     assert report.replayed == len(recorded) and calls[-1] == (len(recorded), len(recorded))
+
+
+async def test_a_message_without_user_id_replays_as_refused_and_one_with_it_as_accepted(switch: Switch) -> None:
+    """The stored sender is the broker user's state: replay hands it back as the user_id, except to the message
+    that was refused for having none, which is replayed without one; neither diverges."""
+    body = switch.sign("ZA", samples.trace_request("ZA", exports=[("ZA", "MZ", "2019-06-14")]))
+    refused = await switch.pipeline.handle(Inbound(body, routing_key="ZA"))
+    assert (refused.code, refused.detail) == ("SENDER_MISMATCH", NO_USER_ID)
+    accepted = await switch.send("ZA", samples.trace_request("ZA", exports=[("ZA", "MZ", "2019-06-14")]))
+    assert accepted.outcome == "accepted"
+    report = await replay(switch.store, switch.settings)
+    assert (report.replayed, report.divergences) == (2, ())
 
 
 async def _edit(store: Store, seq: int, inbound_changes: dict[str, Any], **data_changes: Any) -> None:

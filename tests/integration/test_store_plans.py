@@ -43,7 +43,7 @@ async def test_the_hot_path_reads_no_growing_table_whole(pki: DevPki, routing_ta
             switch.sign("ZA", samples.trace_request("ZA", exports=[("ZA", "MZ", "2019-06-14")])) for _ in range(3)
         ]
         # Arriving together, they are decided in one batch (its reads look up several messages and traces at once).
-        await asyncio.gather(*(switch.pipeline.handle(Inbound(body=b, routing_key="ZA")) for b in bodies))
+        await asyncio.gather(*(switch.pipeline.handle(Inbound(body=b, routing_key="ZA", user_id="ZA")) for b in bodies))
         await switch.relay.relay_once()
         await switch.send("ZA", bodies[0])  # a repeat: answered again from the outbox
         delivery = next(g for g in switch.take("MZ") if g.kind == "Delivery")

@@ -30,7 +30,9 @@ async def test_a_state_with_a_queue_of_its_own_receives_there(pki: DevPki, fresh
     table = tmp_path / "routing.toml"
     table.write_text(TABLE)
     settings = dataclasses.replace(
-        settings_for(pki, table, f"sqlite+aiosqlite:///{tmp_path / 'g.db'}", None), broker_url=fresh_amqp_url
+        settings_for(pki, table, f"sqlite+aiosqlite:///{tmp_path / 'g.db'}", None),
+        broker_url=fresh_amqp_url,
+        require_user_id=False,  # the states share this vhost's one broker user
     )
     gateway = Gateway(settings)
     await gateway.start()

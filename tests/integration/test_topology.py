@@ -28,7 +28,14 @@ from click.testing import CliRunner
 from lxml import etree
 
 from gateway import samples
-from gateway.adapters.amqp import DEAD_LETTER_EXCHANGE, INBOUND_EXCHANGE, INBOUND_QUEUE, AmqpBroker, outbound_queue
+from gateway.adapters.amqp import (
+    DEAD_LETTER_EXCHANGE,
+    INBOUND_EXCHANGE,
+    INBOUND_QUEUE,
+    RETRIED_USER_HEADER,
+    AmqpBroker,
+    outbound_queue,
+)
 from gateway.app import Gateway
 from gateway.cli import cli
 from gateway.pki import DevPki
@@ -388,14 +395,12 @@ async def test_topic_permissions_bind_only_topic_exchanges(setup: Setup) -> None
     assert (await gateway_receives(setup, "direct-mz")).routing_key == "MZ"
 
 
-async def test_gateway_knows_each_state_by_its_broker_user(setup: Setup, pki: DevPki, tmp_path: Path) -> None:
-    """Through the per-state users: ZA's own user gets a Receipt; MZ's user claiming to be ZA is SENDER_MISMATCH,
-    answered to MZ; a message without user_id is refused when user ids are required."""
+def gateway_settings(setup: Setup, pki: DevPki, tmp_path: Path) -> Settings:
+    """The gateway on this module's vhost as its own broker user, with the default settings otherwise."""
     settings = dataclasses.replace(
         Settings(),
         broker_url=setup.gateway_url,
         broker_user_prefix=setup.prefix,
-        require_user_id=True,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'g.db'}",
         routing_table=tmp_path / "routing.toml",
         trust_dir=pki.trust_dir,
@@ -403,7 +408,13 @@ async def test_gateway_knows_each_state_by_its_broker_user(setup: Setup, pki: De
         gateway_cert=pki.gateway_cert_path,
     )
     settings.routing_table.write_text(TABLE)
-    gateway = Gateway(settings)
+    return settings
+
+
+async def test_gateway_knows_each_state_by_its_broker_user(setup: Setup, pki: DevPki, tmp_path: Path) -> None:
+    """Through the per-state users: ZA's own user gets a Receipt; MZ's user claiming to be ZA is SENDER_MISMATCH,
+    answered to MZ; a message without user_id is refused, user ids being required by default."""
+    gateway = Gateway(gateway_settings(setup, pki, tmp_path))
     await gateway.start()
     za = Signer.from_files(pki.key_path("ZA"), pki.cert_path("ZA"))
     request = za.sign(samples.trace_request("ZA", exports=[("ZA", "MZ", "2019-06-14")]))
@@ -425,6 +436,51 @@ async def test_gateway_knows_each_state_by_its_broker_user(setup: Setup, pki: De
             queue = await channel.declare_queue("itrace.outbound.MZ", passive=True)
             kinds = [await _next(queue) for _ in range(2)]
         assert sorted(kinds) == ["Delivery", "Rejection:SENDER_MISMATCH"]  # ZA's genuine request, then the forgery
+    finally:
+        await gateway.stop()
+
+
+async def test_a_retried_dead_letter_keeps_its_sender(setup: Setup, pki: DevPki, tmp_path: Path) -> None:
+    """A message from ZA's own user that made the gateway fail is dead-lettered; `tracegate dead-letters retry`
+    (run as the gateway's user) sends it back, and the gateway still takes it as ZA's (a Receipt to ZA, not
+    SENDER_MISMATCH for a missing user_id). A state's user naming another sender in the retry header is not
+    believed."""
+    gateway = Gateway(gateway_settings(setup, pki, tmp_path))
+    real_handle = gateway.pipeline.handle
+    broken = True
+
+    async def flaky(message: Inbound) -> object:
+        """The pipeline with a fault that strikes one message until it is 'fixed'."""
+        if broken and b"POISON" in message.body:
+            raise RuntimeError("simulated defect")
+        return await real_handle(message)
+
+    gateway.pipeline.handle = flaky  # type: ignore[method-assign]
+    await gateway.start()
+    za = Signer.from_files(pki.key_path("ZA"), pki.cert_path("ZA"))
+    try:
+        async with channel_as(setup.state_url("ZA")) as channel:
+            exchange = await channel.get_exchange("itrace.inbound", ensure=False)
+            poison = za.sign(samples.trace_request("ZA", exports=[("ZA", "MZ", "2019-06-14")], notes="POISON"))
+            await exchange.publish(aio_pika.Message(poison, user_id=setup.user("ZA")), routing_key="ZA")
+            queue = await channel.declare_queue("itrace.outbound.ZA", passive=True)
+            assert await _next(queue) == "Rejection:PROCESSING_FAILED"
+            broken = False
+            command = ["--config", str(setup.config), "dead-letters", "retry", "--all"]
+            retried = await asyncio.to_thread(CliRunner().invoke, cli, command)
+            assert retried.exit_code == 0 and "1 message(s) retried" in retried.output, retried.output
+            assert await _next(queue) == "Receipt"
+        async with channel_as(setup.state_url("MZ")) as channel:
+            exchange = await channel.get_exchange("itrace.inbound", ensure=False)
+            claim = aio_pika.Message(
+                za.sign(samples.trace_request("ZA", exports=[("ZA", "MZ", "2019-06-14")])),
+                user_id=setup.user("MZ"),
+                headers={RETRIED_USER_HEADER: setup.user("ZA")},
+            )
+            await exchange.publish(claim, routing_key="ZA")
+            queue = await channel.declare_queue("itrace.outbound.MZ", passive=True)
+            kinds = [await _next(queue) for _ in range(2)]
+        assert sorted(kinds) == ["Delivery", "Rejection:SENDER_MISMATCH"]  # the retried Delivery, then the claim
     finally:
         await gateway.stop()
 
