@@ -1,7 +1,7 @@
 """`python -m bench [--db sqlite|postgresql] [--seconds S] [--repeat N]`: tracegate beside the null relay, same run.
 
-Also `python -m bench audit` (audit verification rate), `python -m bench scale` (cost as work grows) and
-`python -m bench chaos` (faults).
+Also `python -m bench audit` (audit verification rate), `python -m bench scale` (cost as work grows),
+`python -m bench chaos` (faults) and `python -m bench hostile` (normal traffic beside a hostile flood).
 """
 
 from __future__ import annotations
@@ -119,6 +119,9 @@ def main() -> None:
     chaos.add_argument("--kills", type=int, default=3)
     chaos.add_argument("--broker-restarts", type=int, default=1)
     chaos.add_argument("--drops", type=int, default=2)
+    hostile = sub.add_parser("hostile", help="normal traffic's p50/p99 alone and while another state floods")
+    hostile.add_argument("--requests", type=int, default=600)
+    hostile.add_argument("--rate", dest="hostile_rate", type=float, default=100.0)
     scale = sub.add_parser("scale", help="deadline scan at 10k/100k/1M traces; routing with 249 states")
     scale.add_argument("--largest", type=int, default=1_000_000)
     args = parser.parse_args()
@@ -128,6 +131,11 @@ def main() -> None:
         from bench.chaos import run as chaos_run
 
         report(asyncio.run(chaos_run(args.messages, args.kills, args.broker_restarts, args.drops)))
+    elif args.which == "hostile":
+        from bench.hostile_load import main as hostile_run
+
+        figures = asyncio.run(hostile_run(args.requests, args.hostile_rate))
+        (RESULTS / "hostile.json").write_text(json.dumps(figures, indent=2))
     elif args.which == "scale":
         from bench.scale import main as scale_run
 

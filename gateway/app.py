@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import signal
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from gateway.schemas import SchemaSet
 from gateway.settings import Settings
 from gateway.signatures import Signer, check_libxml2_pairing
 from gateway.store import Store
-from gateway.trust import TrustStore
+from gateway.trust import TrustStore, trust_files
 
 log = structlog.get_logger("tracegate.app")
 
@@ -132,6 +133,7 @@ class Gateway:
         self.broker.on_state = lambda up: self.health.set(broker="up" if up else "down")
         self._idle = asyncio.Event()
         self._idle.set()
+        self._trust_seen = trust_files(settings.trust_dir)
 
     async def _connect(self) -> None:
         """Reach the broker, retrying with backoff for `broker_connect_seconds`; then declare the topology."""
@@ -170,6 +172,9 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="deadline-scheduler"))
         self._tasks.append(asyncio.create_task(self._checkpoints(), name="audit-checkpoints"))
+        self._report_trust(self.parts.trust)
+        if self.settings.trust_reload_seconds > 0:
+            self._tasks.append(asyncio.create_task(self._trust_reloads(), name="trust-reload"))
         await self.broker.consume(self._handle, give_up=self.pipeline.give_up)
         self.health.set(consuming=True)
         log.info(
@@ -203,6 +208,40 @@ class Gateway:
                 await write_checkpoint(self.store, self.parts.signer, self.clock())
             except TransientError as err:
                 log.warning("checkpoint postponed", error=str(err))
+
+    def reload_trust(self) -> bool:
+        """Reread the trust directory if a file in it changed; the next message is judged by the new material. A
+        directory that no longer loads keeps the material in force, and says so in the log and in health."""
+        seen = trust_files(self.settings.trust_dir)
+        if seen == self._trust_seen:
+            return False
+        self._trust_seen = seen
+        try:
+            fresh = TrustStore.load(self.settings.trust_dir)
+        except ConfigurationError as err:
+            log.error("trust material not reloaded; the material in force is kept", error=str(err))
+            self.health.set(trust=(f"problem: not reloaded: {err}",))
+            return False
+        self.pipeline.trust = fresh
+        self.parts = dataclasses.replace(self.parts, trust=fresh)
+        log.info("trust material reloaded", states=len(fresh.states()))
+        self._report_trust(fresh)
+        return True
+
+    def _report_trust(self, trust: TrustStore) -> None:
+        """Log, and show in health, what the material needs from an operator."""
+        findings = trust.findings(self.clock(), self.settings.trust_warn_days)
+        for finding in findings:
+            log.warning("trust material", level=finding.level, state=finding.state, finding=finding.text)
+        self.health.set(trust=tuple(f"{f.level}: {f.text}" for f in findings))
+
+    async def _trust_reloads(self) -> None:
+        """`reload_trust` every `trust_reload_seconds`."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.settings.trust_reload_seconds)
+            if not self._stop.is_set():
+                self.reload_trust()
 
     async def _recover_database(self) -> None:
         """The database cannot commit: stop taking messages, probe it with backoff, resume when it answers."""

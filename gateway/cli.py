@@ -251,3 +251,7 @@ cli.add_command(dead_letters)
 from gateway.cli_topology import topology  # noqa: E402
 
 cli.add_command(topology)
+
+from gateway.cli_trust import trust  # noqa: E402
+
+cli.add_command(trust)

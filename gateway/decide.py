@@ -34,6 +34,8 @@ from gateway.store import Transaction
 _T = f"{{{NS}}}"
 REASONED = {"DelayNotice": "Reason", "Refusal": "Reason"}
 
+STATUS_PAGE_LIMIT = 1000  # traces per StatusReport (and the largest Limit): about 350 bytes each, far inside 1 MiB
+
 
 @dataclass
 class Decision:
@@ -269,13 +271,22 @@ async def _status(tx: Transaction, root: etree._Element, header: Header, now: da
     since_text = text(root, "Since")
     role, status = text(root, "Role"), text(root, "Status")
     since = datetime.fromisoformat(since_text.replace("Z", "+00:00")) if since_text else None
+    limit = int(text(root, "Limit") or STATUS_PAGE_LIMIT)
+    after_id, after = text(root, "After"), None
+    if after_id:
+        known = await tx.traces_of(header.sender, trace_id=after_id)
+        if not known:
+            raise lifecycle.unknown_trace(after_id, header.sender)
+        after = known[0]
     if header.trace_id:
-        found = await tx.traces_of(header.sender, trace_id=header.trace_id)
-        if not found:
+        found = await tx.traces_of(header.sender, trace_id=header.trace_id, after=after)
+        if not found and after is None:
             raise lifecycle.unknown_trace(header.trace_id, header.sender)
         found = [t for t in found if _matches(t, header.sender, role, status, since)]
     else:
-        found = await tx.traces_of(header.sender, role=role, status=status, since=since)
+        found = await tx.traces_of(header.sender, role=role, status=status, since=since, after=after, limit=limit + 1)
+    more = len(found) > limit
+    found = found[:limit]
     lines = [
         compose.StatusLine(
             trace_id=t.trace_id,
@@ -288,7 +299,8 @@ async def _status(tx: Transaction, root: etree._Element, header: Header, now: da
         )
         for t in found
     ]
-    return Decision(trace=None, messages=[("StatusReport", header.sender, compose.status_report(now=now, lines=lines))])
+    report = compose.status_report(now=now, lines=lines, next_after=found[-1].trace_id if more else None)
+    return Decision(trace=None, messages=[("StatusReport", header.sender, report)])
 
 
 def _matches(trace: Trace, state: str, role: str | None, status: str | None, since: datetime | None) -> bool:

@@ -48,6 +48,11 @@ class Refused(GatewayError):
         self.detail = detail
 
 
+class OutboundTooLarge(GatewayError):
+    """A message the gateway composed and signed is over the contract's size cap: never sent (a defect to report;
+    the checks before signing should have refused its cause)."""
+
+
 class ConfigurationError(GatewayError):
     """An administrator's file or setting is wrong; the message names the file and the fault."""
 

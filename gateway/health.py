@@ -20,6 +20,9 @@ class Health:
     database: str = "starting"
     consuming: bool = False
     detail: dict[str, str] = field(default_factory=dict)
+    # What the trust material needs from an operator: problems now and warnings ahead (`tracegate trust check`),
+    # and the last reload's failure. Shown, not judged: a state whose certificate expired does not stop the switch.
+    trust: tuple[str, ...] = ()
 
     def set(self, **changes: Any) -> None:
         """Record a change of state, logging it once."""
@@ -41,6 +44,7 @@ class Health:
             "broker": self.broker,
             "database": self.database,
             "consuming": self.consuming,
+            **({"trust": list(self.trust)} if self.trust else {}),
         }
 
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 GATEWAY = "GATEWAY"
 NS = "urn:itrace:1"
+MAX_MESSAGE_BYTES = 1_048_576  # the contract's cap on a message, either way (section 2; configurable)
 
 
 class TraceStatus(StrEnum):

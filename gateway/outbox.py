@@ -10,8 +10,8 @@ from datetime import datetime
 import structlog
 from lxml import etree
 
-from gateway.errors import TransientError
-from gateway.model import NS
+from gateway.errors import OutboundTooLarge, TransientError
+from gateway.model import MAX_MESSAGE_BYTES, NS
 from gateway.ports import Publisher, PublishFailed
 from gateway.routing.table import RoutingTable
 from gateway.signatures import Signer
@@ -21,9 +21,20 @@ log = structlog.get_logger("tracegate.outbox")
 _T = f"{{{NS}}}"
 
 
-def seal(signer: Signer, table: RoutingTable, kind: str, recipient: str, root: etree._Element) -> OutboxMessage:
-    """Sign a gateway message and address it to the recipient's queue: the exact bytes that will be sent."""
+def seal(
+    signer: Signer,
+    table: RoutingTable,
+    kind: str,
+    recipient: str,
+    root: etree._Element,
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+) -> OutboxMessage:
+    """Sign a gateway message and address it to the recipient's queue: the exact bytes that will be sent, never more
+    than `max_bytes` (the contract's cap binds the gateway too: `OutboundTooLarge` otherwise)."""
     body = signer.sign(root)
+    if len(body) > max_bytes:
+        raise OutboundTooLarge(f"a {kind} for {recipient} came to {len(body)} bytes, over the {max_bytes}-byte cap")
     entry = table.entry(recipient)
     header = next(root.iterchildren(f"{_T}Header"))  # composed by the gateway: always the first child
     return OutboxMessage(

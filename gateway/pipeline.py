@@ -51,6 +51,10 @@ _OWN = threading.local()  # a parser per thread, for documents the gateway itsel
 _TURNS_AFTER_COMMIT = 3
 # The refusal of a message without user_id where each state has its own broker user (replay recognises it).
 NO_USER_ID = "this switch gives each state its own broker user: publish with the AMQP user_id property set"
+# The contract's transport rules (section 2), where the publisher set the property at all.
+XML_TYPE = "application/xml"
+WRONG_CONTENT_TYPE = "the AMQP content_type is not application/xml, as the contract requires (section 2)"
+MESSAGE_ID_DIFFERS = "the AMQP message_id differs from Header/MessageId; the contract requires them equal (section 2)"
 
 
 def _own_parser() -> etree.XMLParser:
@@ -316,6 +320,10 @@ class Pipeline:
             raise Refused(ErrorCode.SCHEMA_INVALID, f"{envelope.kind} is not a message of the contract")
         if self.require_user_id and not message.user_id:
             raise Refused(ErrorCode.SENDER_MISMATCH, NO_USER_ID)
+        if message.content_type and message.content_type.split(";")[0].strip().lower() != XML_TYPE:
+            raise Refused(ErrorCode.MALFORMED_XML, WRONG_CONTENT_TYPE)
+        if message.message_id and (envelope.message_id or "").lower() != message.message_id.lower():
+            raise Refused(ErrorCode.SCHEMA_INVALID, MESSAGE_ID_DIFFERS)
         claimed = envelope.sender or ""
         signed = verify(envelope.root, sender=claimed, trust=self.trust, now=now)
         header = read_header(signed.root)
@@ -359,6 +367,7 @@ class Pipeline:
                     policy=self.policy,
                     now=now,
                 )
+                self._check_fits(decision.messages, checked.kind, len(message.body))
             except Refused as refusal:
                 checked = refusal
         kind = envelope.kind if envelope else "unreadable"
@@ -430,7 +439,10 @@ class Pipeline:
             table_version=self.table.version,
         )
         outgoing: list[OutboxMessage] = []
-        if self.table.entry(sender) is not None:
+        if self.require_user_id and not message.user_id:
+            # Its routing key is only a claim: answering there would let anyone fill another state's queue.
+            log.warning("refused, unanswered: no user_id", routing_key=message.routing_key[:16], code=refusal.code)
+        elif self.table.entry(sender) is not None:
             root = compose.rejection(now=now, rejected_id=message_id, code=refusal.code.value, detail=refusal.detail)
             outgoing = self._to_sign(tx, [("Rejection", sender, root)])
         tx.record(Effects(record, outgoing=outgoing))
@@ -453,6 +465,26 @@ class Pipeline:
             detail=f"repeat of a message first {row['outcome']}",
         )
 
+    def _check_fits(self, messages: Sequence[tuple[str, str, etree._Element]], kind: str, size: int) -> None:
+        """TOO_LARGE when a message this one causes would be over the cap once signed: nothing the gateway sends
+        exceeds what the contract lets a national system refuse (a Delivery carries the message in base64)."""
+        for out_kind, _, root in messages:
+            bound = compose.signed_size_bound(root)
+            if bound <= self.max_message_bytes:
+                continue
+            if out_kind == "Delivery":
+                raise Refused(
+                    ErrorCode.TOO_LARGE,
+                    f"the {kind} is {size} bytes; relayed in base64 its Delivery would be about {bound} bytes, over "
+                    f"the {self.max_message_bytes}-byte limit on every message; the largest {kind} that can be "
+                    f"relayed is about {compose.relayable_bytes(self.max_message_bytes)} bytes",
+                )
+            raise Refused(
+                ErrorCode.TOO_LARGE,
+                f"the {out_kind} answering it would be about {bound} bytes, over the {self.max_message_bytes}-byte "
+                "limit on every message" + ("; ask with a smaller Limit" if out_kind == "StatusReport" else ""),
+            )
+
     def _seal(self, kind: str, recipient: str, root: etree._Element) -> OutboxMessage:
         """Sign a gateway message and address it."""
-        return seal(self.signer, self.table, kind, recipient, root)
+        return seal(self.signer, self.table, kind, recipient, root, max_bytes=self.max_message_bytes)

@@ -15,6 +15,7 @@ class Inbound:
     routing_key: str
     user_id: str | None = None
     message_id: str | None = None
+    content_type: str | None = None
     redelivered: bool = False
     attempt: int = 1  # which delivery of this message this is (1 for the first)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,8 +40,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import audit as rules
 from gateway.app import Parts, build_pipeline
-from gateway.errors import ConfigurationError, ErrorCode
-from gateway.pipeline import NO_USER_ID, Outcome, Pipeline
+from gateway.errors import ConfigurationError
+from gateway.pipeline import MESSAGE_ID_DIFFERS, NO_USER_ID, WRONG_CONTENT_TYPE, Outcome, Pipeline
 from gateway.pki import issue_certificate
 from gateway.ports import Inbound
 from gateway.routing.table import RoutingTable, parse_table
@@ -231,7 +232,9 @@ async def _transactions(source: Store, upto: int) -> AsyncIterator[Recorded]:
 async def _messages(source: Store, chunk: list[Recorded]) -> list[tuple[Recorded, Any]]:
     """The chunk's records, each with its stored message row (None when the row is missing)."""
     ids = [r.inbound_id for r in chunk]
-    q = select(inbound.c.id, inbound.c.sender, inbound.c.dedup_key, inbound.c.body).where(inbound.c.id.in_(ids))
+    q = select(inbound.c.id, inbound.c.sender, inbound.c.dedup_key, inbound.c.message_id, inbound.c.body).where(
+        inbound.c.id.in_(ids)
+    )
     async with source.engine.connect() as conn:
         rows = {row.id: row for row in (await conn.execute(q)).all()}
     return [(r, rows.get(r.inbound_id)) for r in chunk]
@@ -293,6 +296,22 @@ class _Clock:
         return self.now
 
 
+def _as_received(row: Any, data: dict[str, Any]) -> Inbound:
+    """The message as the transport handed it over, from what is stored. The stored sender is the transport
+    identity: the broker-validated user_id wherever the message had one, which it must have had unless it was
+    refused for lacking one. The AMQP message_id is the stored Header/MessageId, as the contract asks, except for
+    a message refused for a different one; content_type is not stored: a message refused for it gets a value that
+    is refused again, every other message none (absent is accepted)."""
+    detail = data.get("detail")
+    return Inbound(
+        body=row.body,
+        routing_key=row.sender,
+        user_id=None if detail == NO_USER_ID else row.sender,
+        message_id=str(uuid.uuid4()) if detail == MESSAGE_ID_DIFFERS else row.message_id,
+        content_type="application/octet-stream" if detail == WRONG_CONTENT_TYPE else None,
+    )
+
+
 def throwaway_signer() -> Signer:
     """A fresh self-signed EC key for the replay's own messages, which are never sent nor compared."""
     key, cert = issue_certificate(
@@ -351,16 +370,7 @@ class _Replayer:
         if isinstance(table, str):
             return Divergence(recorded.head.seq, recorded.inbound_id, table)
         pipeline = self._pipeline_with(table)
-        # The stored sender is the transport identity: the broker-validated user_id wherever the message had one,
-        # which it must have had unless it was refused for lacking one.
-        data = recorded.data
-        had_user_id = not (data.get("code") == ErrorCode.SENDER_MISMATCH and data.get("detail") == NO_USER_ID)
-        message = Inbound(
-            body=row.body,
-            routing_key=row.sender,
-            user_id=row.sender if had_user_id else None,
-            message_id=row.dedup_key,
-        )
+        message = _as_received(row, recorded.data)
         replayed = await self._replayed(await pipeline.handle(message))
         found = differences(recorded.facts, replayed)
         return Divergence(recorded.head.seq, recorded.inbound_id, "; ".join(found)) if found else None

@@ -10,21 +10,44 @@ Pure: `now` is always a parameter, and nothing here reads the clock.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from gateway.errors import ConfigurationError, ErrorCode, Refused
 
 GATEWAY_DIR = "GATEWAY"
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 256
+# Critical extensions the gateway acts on (RFC 5280 4.2: a certificate with any other critical extension is
+# refused): the constraints and usages checked here, and the subject's alternative names (informational).
+_UNDERSTOOD = frozenset(
+    {
+        ExtensionOID.BASIC_CONSTRAINTS,
+        ExtensionOID.KEY_USAGE,
+        ExtensionOID.EXTENDED_KEY_USAGE,
+        ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+    }
+)
+# Extended key usages that allow signing documents: document signing (RFC 9336), Microsoft's document signing,
+# e-mail protection (S/MIME signing, what many national PKIs issue for signed messages) and any usage.
+DOCUMENT_SIGNING = frozenset(
+    {
+        x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36"),
+        x509.ObjectIdentifier("1.3.6.1.4.1.311.10.3.12"),
+        ExtendedKeyUsageOID.EMAIL_PROTECTION,
+        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+    }
+)
 _GRANT_CACHE_SIZE = 1024
 _STATE_DIR = re.compile(r"[A-Z]{2}")
 
@@ -37,6 +60,15 @@ class StateTrust:
     pinned: tuple[x509.Certificate, ...]
     cas: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing `tracegate trust check` and the health report tell an operator: a problem now, or a warning."""
+
+    state: str
+    level: str  # problem | warning
+    text: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +103,39 @@ def _may_sign(cert: x509.Certificate) -> bool:
         return bool(cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature)
     except x509.ExtensionNotFound:
         return True
+
+
+def key_problem(cert: x509.Certificate) -> str | None:
+    """Why the certificate's key is too weak to trust, if it is: RSA under 2048 bits, EC under 256, DSA."""
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        return f"has a {key.key_size}-bit RSA key; at least {MIN_RSA_BITS} bits are required"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < MIN_EC_BITS:
+        return f"has a {key.curve.key_size}-bit EC key; curves of at least {MIN_EC_BITS} bits are required"
+    if isinstance(key, dsa.DSAPublicKey):
+        return "has a DSA key; DSA is not accepted"
+    return None
+
+
+def profile_problem(cert: x509.Certificate) -> str | None:
+    """Why a signing certificate is outside the profile the gateway accepts, if it is: a weak key, a critical
+    extension the gateway does not understand, or a key usage or extended key usage that does not allow signing
+    documents. The same for pinned and CA-issued certificates."""
+    weak = key_problem(cert)
+    if weak:
+        return weak
+    for extension in cert.extensions:
+        if extension.critical and extension.oid not in _UNDERSTOOD:
+            return f"has a critical extension the gateway does not understand ({extension.oid.dotted_string})"
+    if not _may_sign(cert):
+        return "does not allow digitalSignature in its key usage"
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    if not DOCUMENT_SIGNING.intersection(usages):
+        return "has an extended key usage that does not allow signing documents (e.g. TLS only)"
+    return None
 
 
 def _country(cert: x509.Certificate) -> str | None:
@@ -123,7 +188,7 @@ def _check_validity(cert: x509.Certificate, now: datetime, what: str) -> None:
 class TrustStore:
     """Trust material by state, indexed so that each lookup is a dictionary hit; immutable once built."""
 
-    __slots__ = ("_cas_by_subject", "_crls", "_grant_cache", "_pins", "_states")
+    __slots__ = ("_cas_by_subject", "_crls", "_grant_cache", "_pins", "_profile_cache", "_states")
 
     def __init__(self, states: Iterable[StateTrust]) -> None:
         """Index the material; CRLs not signed by a CA of their state are ignored (`load` refuses them)."""
@@ -145,6 +210,32 @@ class TrustStore:
         # The store never changes, so a certificate's grants never do: remember them for the certificates
         # seen most (each national system sends the same one), bounded so strangers cannot grow it.
         self._grant_cache: dict[x509.Certificate, tuple[_Grant, ...]] = {}
+        self._profile_cache: dict[x509.Certificate, str | None] = {}
+
+    def findings(self, now: datetime, warn_days: float) -> list[Finding]:
+        """What an operator must know about the material at `now`: problems (a certificate or CRL that is refused
+        or unusable now) and warnings (one that expires or falls due within `warn_days`)."""
+        soon = now + timedelta(days=warn_days)
+        out: list[Finding] = []
+        for state in sorted(self._states):
+            trust = self._states[state]
+            for cert in (*trust.pinned, *trust.cas):
+                what = f"{state}: {'CA' if _is_ca(cert) else 'pinned'} {_short(cert)}"
+                problem = key_problem(cert) if _is_ca(cert) else profile_problem(cert)
+                if problem:
+                    out.append(Finding(state, "problem", f"{what} {problem}"))
+                if now > cert.not_valid_after_utc:
+                    out.append(Finding(state, "problem", f"{what} expired on {cert.not_valid_after_utc.date()}"))
+                elif soon > cert.not_valid_after_utc:
+                    out.append(Finding(state, "warning", f"{what} expires on {cert.not_valid_after_utc.date()}"))
+            for crl in trust.crls:
+                what = f"{state}: CRL of {crl.issuer.rfc4514_string()[:80]}"
+                stale = crl_staleness(crl, now)
+                if stale:
+                    out.append(Finding(state, "problem", f"{what} {stale}; its CA's certificates are refused"))
+                elif crl.next_update_utc is not None and soon > crl.next_update_utc:
+                    out.append(Finding(state, "warning", f"{what} falls due on {crl.next_update_utc.isoformat()}"))
+        return out
 
     @classmethod
     def load(cls, directory: Path) -> TrustStore:
@@ -185,10 +276,21 @@ class TrustStore:
                 ErrorCode.SENDER_MISMATCH,
                 f"certificate speaks for {', '.join(sorted(grants))}, message claims {state}",
             )
+        problem = self._profile(cert)
+        if problem is not None:
+            raise Refused(ErrorCode.CERTIFICATE_UNTRUSTED, f"{_short(cert)} {problem}")
         self._check_revocation(cert, state, now)
         _check_validity(cert, now, "the signing certificate")
         if grant.ca is not None:
             _check_validity(grant.ca, now, f"the CA that issued the signing certificate for {state}")
+
+    def _profile(self, cert: x509.Certificate) -> str | None:
+        """`profile_problem`, remembered per certificate (the hot path pays once per certificate)."""
+        if cert not in self._profile_cache:
+            if len(self._profile_cache) >= _GRANT_CACHE_SIZE:
+                self._profile_cache.clear()
+            self._profile_cache[cert] = profile_problem(cert)
+        return self._profile_cache[cert]
 
     def _grants(self, cert: x509.Certificate) -> tuple[_Grant, ...]:
         """Every state whose material vouches for `cert`, remembered per certificate."""
@@ -231,9 +333,17 @@ class TrustStore:
         return f"{_short(cert)} names country {country} in its subject, not {state}"
 
     def _check_revocation(self, cert: x509.Certificate, state: str, now: datetime) -> None:
-        """CERTIFICATE_UNTRUSTED if a CRL of `state`, signed by its CA, lists the certificate."""
-        del now  # a listed certificate is revoked whatever date the entry bears
+        """CERTIFICATE_UNTRUSTED if a CRL of `state`, signed by its CA, lists the certificate, or is past its next
+        update (the revocation status is then unknown: fail closed). A listed certificate is revoked whatever date
+        the entry bears."""
         for crl in self._crls.get((state, cert.issuer), ()):
+            stale = crl_staleness(crl, now)
+            if stale:
+                raise Refused(
+                    ErrorCode.CERTIFICATE_UNTRUSTED,
+                    f"the CRL configured for {state} for the CA that issued {_short(cert)} {stale}: "
+                    "revocation status unknown until it is renewed",
+                )
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is not None:
                 raise Refused(
@@ -241,6 +351,30 @@ class TrustStore:
                     f"{_short(cert)} was revoked on {entry.revocation_date_utc.date().isoformat()} "
                     f"by a CRL configured for {state}",
                 )
+
+
+def trust_files(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every file under the trust directory with its modification time and size: what a reload compares."""
+    found = []
+    for path in sorted(directory.rglob("*")):
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                stat = path.stat()
+                found.append((str(path.relative_to(directory)), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
+def crl_staleness(crl: x509.CertificateRevocationList, now: datetime) -> str | None:
+    """Why a CRL cannot be relied on at `now`, if it cannot: past its next update, not yet issued, or without a
+    next update (RFC 5280 5.1.2.5 requires one)."""
+    next_update = crl.next_update_utc
+    if next_update is None:
+        return "has no next update"
+    if now > next_update:
+        return f"is past its next update of {next_update.isoformat()}"
+    if now < crl.last_update_utc:
+        return f"is not valid before {crl.last_update_utc.isoformat()}"
+    return None
 
 
 def _is_state_dir(path: Path) -> bool:
@@ -291,6 +425,9 @@ def _load_state(directory: Path) -> StateTrust:
     cas: list[x509.Certificate] = []
     for path in sorted(directory.glob("*.pem")):
         for cert in _read_certificates(path):
+            weak = key_problem(cert) if _is_ca(cert) else None
+            if weak:
+                raise ConfigurationError(f"{path}: a CA certificate that {weak}")
             (cas if _is_ca(cert) else pinned).append(cert)
     crls: list[x509.CertificateRevocationList] = []
     for path in sorted(directory.glob("*.crl")):

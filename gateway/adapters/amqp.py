@@ -167,6 +167,7 @@ class AmqpBroker:
                 routing_key=message.routing_key or "",
                 user_id=self._state_of(original_user(message.user_id, message.headers, self.own_user)),
                 message_id=message.message_id,
+                content_type=message.content_type,
                 redelivered=bool(message.redelivered),
                 attempt=self._attempt(message),
             )

@@ -6,6 +6,7 @@ Used by the demo, the end-to-end tests and the benchmarks to play national point
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 
 import aio_pika
@@ -14,6 +15,14 @@ from lxml import etree
 
 from gateway.adapters.amqp import INBOUND_EXCHANGE, outbound_queue
 from gateway.model import NS
+
+_MESSAGE_ID = re.compile(rb"MessageId>\s*([0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12})\s*<")
+
+
+def header_message_id(body: bytes) -> str | None:
+    """The `Header/MessageId` of a signed message (the first MessageId in its opening bytes), without parsing it."""
+    found = _MESSAGE_ID.search(body, 0, 4096)
+    return found.group(1).decode("ascii") if found else None
 
 
 @dataclass(frozen=True)
@@ -54,13 +63,14 @@ class NationalSystem:
             await self._queue.purge()
 
     async def send(self, body: bytes, *, routing_key: str | None = None, message_id: str | None = None) -> None:
-        """Publish signed bytes to `itrace.inbound` as this state (or under another routing key, for attacks)."""
+        """Publish signed bytes to `itrace.inbound` as this state (or under another routing key, for attacks), with
+        the properties the contract asks for: `message_id` is the body's `Header/MessageId` unless given."""
         assert self._channel is not None, "connect first"
         exchange = await self._channel.get_exchange(INBOUND_EXCHANGE, ensure=False)
         message = aio_pika.Message(
             body,
             content_type="application/xml",
-            message_id=message_id,
+            message_id=message_id or header_message_id(body),
             user_id=self.user_id,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, event, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, event, insert, literal, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -550,10 +550,15 @@ class Transaction:
         status: str | None = None,
         since: datetime | None = None,
         trace_id: str | None = None,
+        after: Trace | None = None,
+        limit: int | None = None,
     ) -> list[Trace]:
-        """A state's own traces (as requester or as requested party), filtered."""
+        """A state's own traces (as requester or as requested party), filtered, oldest first: those after `after`
+        in that order, at most `limit`."""
         await self.flush()
-        return await select_traces(self._conn, state=state, role=role, status=status, since=since, trace_id=trace_id)
+        return await select_traces(
+            self._conn, state=state, role=role, status=status, since=since, trace_id=trace_id, after=after, limit=limit
+        )
 
 
 async def select_traces(
@@ -564,8 +569,11 @@ async def select_traces(
     status: str | None = None,
     since: datetime | None = None,
     trace_id: str | None = None,
+    after: Trace | None = None,
+    limit: int | None = None,
 ) -> list[Trace]:
-    """Traces matching the filters; `role` is seen from `state` (outgoing: it asked; incoming: it was asked)."""
+    """Traces matching the filters, by opening time then TraceId; `role` is seen from `state` (outgoing: it asked;
+    incoming: it was asked); `after`: only those that come after it in that order; at most `limit`."""
     q = select(traces).order_by(traces.c.opened_at, traces.c.trace_id)
     if state is not None:
         if role == "outgoing":
@@ -580,6 +588,15 @@ async def select_traces(
         q = q.where(traces.c.updated_at >= since)
     if trace_id is not None:
         q = q.where(traces.c.trace_id == trace_id)
+    if after is not None:
+        q = q.where(
+            or_(
+                traces.c.opened_at > after.opened_at,
+                and_(traces.c.opened_at == after.opened_at, traces.c.trace_id > after.trace_id),
+            )
+        )
+    if limit is not None:
+        q = q.limit(limit)
     return [trace_from_row(r) for r in (await conn.execute(q)).all()]
 
 

@@ -57,3 +57,14 @@ def test_repeated_runs_are_summarised_by_their_medians() -> None:
     assert summary["ratio"] == 0.4 and summary["stages_ms_per_message"] == {"sign": 3.0}
     assert summary["db"] == "sqlite" and summary["runs"] == runs
     assert summary["first"] == "null relay / tracegate / null relay"  # the order alternates
+
+
+async def test_hostile_load_benchmark_reports_both_phases_and_refuses_the_flood() -> None:
+    """A short run: both phases give their p50/p99, and every flood message was refused (none accepted)."""
+    from bench.hostile_load import main as hostile
+
+    figures = await hostile(requests=40, rate=80.0)
+    assert figures["baseline"]["normal"] == figures["flood"]["normal"] == 40
+    assert all(figures[p]["p99_ms"] >= figures[p]["p50_ms"] > 0 for p in ("baseline", "flood"))
+    got = figures["flood"]["flood"]
+    assert got and set(got) <= {"FORBIDDEN_XML", "SIGNATURE_INVALID"} and "accepted" not in got
