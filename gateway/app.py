@@ -29,7 +29,7 @@ from gateway.schemas import SchemaSet
 from gateway.settings import Settings
 from gateway.signatures import Signer, check_libxml2_pairing
 from gateway.store import Store
-from gateway.trust import TrustStore, trust_files
+from gateway.trust import TrustStore, signing_certificate_findings, trust_files, validity
 
 log = structlog.get_logger("tracegate.app")
 
@@ -95,6 +95,8 @@ class Gateway:
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
         self.clock = clock
+        self._trust_seen = trust_files(settings.trust_dir)  # before the load: a change during it is seen later
+        self._trust_error: str | None = None
         self.parts = load_parts(settings)
         self.store = Store(settings.database_url, schema=settings.database_schema or None, checkpoint_every=1.0)
         self.broker = AmqpBroker(
@@ -133,7 +135,6 @@ class Gateway:
         self.broker.on_state = lambda up: self.health.set(broker="up" if up else "down")
         self._idle = asyncio.Event()
         self._idle.set()
-        self._trust_seen = trust_files(settings.trust_dir)
 
     async def _connect(self) -> None:
         """Reach the broker, retrying with backoff for `broker_connect_seconds`; then declare the topology."""
@@ -172,7 +173,7 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="deadline-scheduler"))
         self._tasks.append(asyncio.create_task(self._checkpoints(), name="audit-checkpoints"))
-        self._report_trust(self.parts.trust)
+        self._report_trust(self.parts.trust, everything=True)
         if self.settings.trust_reload_seconds > 0:
             self._tasks.append(asyncio.create_task(self._trust_reloads(), name="trust-reload"))
         await self.broker.consume(self._handle, give_up=self.pipeline.give_up)
@@ -220,28 +221,43 @@ class Gateway:
             fresh = TrustStore.load(self.settings.trust_dir)
         except ConfigurationError as err:
             log.error("trust material not reloaded; the material in force is kept", error=str(err))
-            self.health.set(trust=(f"problem: not reloaded: {err}",))
+            self._trust_error = f"not reloaded: {err}"
+            self._report_trust(self.parts.trust, everything=False)
             return False
+        self._trust_error = None
         self.pipeline.trust = fresh
         self.parts = dataclasses.replace(self.parts, trust=fresh)
         log.info("trust material reloaded", states=len(fresh.states()))
-        self._report_trust(fresh)
+        self._report_trust(fresh, everything=True)
         return True
 
-    def _report_trust(self, trust: TrustStore) -> None:
-        """Log, and show in health, what the material needs from an operator."""
-        findings = trust.findings(self.clock(), self.settings.trust_warn_days)
-        for finding in findings:
-            log.warning("trust material", level=finding.level, state=finding.state, finding=finding.text)
-        self.health.set(trust=tuple(f"{f.level}: {f.text}" for f in findings))
+    def check_trust(self) -> None:
+        """One turn of the reload loop: `reload_trust`, or else judge the material in force again at the clock's
+        now, so that a certificate or CRL falling due while nothing changes still shows (and is logged once)."""
+        if not self.reload_trust():
+            self._report_trust(self.parts.trust, everything=False)
+
+    def _report_trust(self, trust: TrustStore, *, everything: bool) -> None:
+        """Show in health what the material and the gateway's own certificate need from an operator; log each
+        finding (`everything`: at start and after a reload) or only those not shown before."""
+        now, days = self.clock(), self.settings.trust_warn_days
+        own = self.parts.signer.certificate
+        findings = [*signing_certificate_findings(own, now, days), *trust.findings(now, days)]
+        lines = tuple(f"{f.level}: {f.text}" for f in findings)
+        for finding, line in zip(findings, lines, strict=True):
+            if everything or line not in self.health.trust:
+                log.warning("trust material", level=finding.level, state=finding.state, finding=finding.text)
+        if self._trust_error is not None:
+            lines = (f"problem: {self._trust_error}", *lines)
+        self.health.set(trust=lines, signing_certificate=validity(own, now))
 
     async def _trust_reloads(self) -> None:
-        """`reload_trust` every `trust_reload_seconds`."""
+        """`check_trust` every `trust_reload_seconds`."""
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.settings.trust_reload_seconds)
             if not self._stop.is_set():
-                self.reload_trust()
+                self.check_trust()
 
     async def _recover_database(self) -> None:
         """The database cannot commit: stop taking messages, probe it with backoff, resume when it answers."""

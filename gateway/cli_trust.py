@@ -25,8 +25,10 @@ def trust() -> None:
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.pass_context
 def check_command(ctx: click.Context, trust_dir: Path | None, warn_days: float | None, strict: bool) -> None:
-    """Load the material as `serve` does; name every certificate or CRL the gateway refuses now (exit 1) and every
-    one that expires or falls due within the warning window (exit 0 unless --strict)."""
+    """Load the material as `serve` does and list it (per state: each CA and pinned certificate with its subject C
+    and notAfter, each CRL with its issuer and nextUpdate); then name every certificate or CRL the gateway refuses
+    now (exit 1) and every one that expires or falls due within the warning window (exit 0 unless --strict). A
+    directory that does not load at all is an error (exit 1)."""
     from gateway.cli import _settings
     from gateway.trust import TrustStore
 
@@ -36,6 +38,12 @@ def check_command(ctx: click.Context, trust_dir: Path | None, warn_days: float |
         store = TrustStore.load(directory)
     except ConfigurationError as err:
         raise click.ClickException(str(err)) from err
+    for item in store.inventory():
+        until = item.until.isoformat() if item.until is not None else "none"
+        if item.kind == "CRL":
+            click.echo(f"{item.state:<8} CRL     issuer {item.name}  next update {until}")
+        else:
+            click.echo(f"{item.state:<8} {item.kind:<7} {item.name}  C={item.country:<2}  not after {until}")
     findings = store.findings(datetime.now(UTC), settings.trust_warn_days if warn_days is None else warn_days)
     for finding in findings:
         click.echo(f"{finding.level}: {finding.text}")

@@ -14,7 +14,8 @@ log = structlog.get_logger("tracegate.health")
 
 @dataclass
 class Health:
-    """Broker and database reachability and whether messages are being taken; changes are logged."""
+    """Broker and database reachability, whether messages are being taken, and what the trust material needs;
+    changes are logged."""
 
     broker: str = "starting"
     database: str = "starting"
@@ -23,6 +24,9 @@ class Health:
     # What the trust material needs from an operator: problems now and warnings ahead (`tracegate trust check`),
     # and the last reload's failure. Shown, not judged: a state whose certificate expired does not stop the switch.
     trust: tuple[str, ...] = ()
+    # The gateway's own signing certificate: `valid`, `expired` or `not yet valid`. Outside its validity every
+    # national system refuses what the gateway signs, so that alone of the trust findings makes it unhealthy.
+    signing_certificate: str = "valid"
 
     def set(self, **changes: Any) -> None:
         """Record a change of state, logging it once."""
@@ -34,8 +38,8 @@ class Health:
 
     @property
     def ok(self) -> bool:
-        """Serving: broker and database up and consuming."""
-        return self.broker == "up" and self.database == "up" and self.consuming
+        """Serving: broker and database up, consuming, and the gateway's signing certificate valid."""
+        return self.broker == "up" and self.database == "up" and self.consuming and self.signing_certificate == "valid"
 
     def snapshot(self) -> dict[str, Any]:
         """The state as JSON-ready fields."""
@@ -45,6 +49,7 @@ class Health:
             "database": self.database,
             "consuming": self.consuming,
             **({"trust": list(self.trust)} if self.trust else {}),
+            **({"signing_certificate": self.signing_certificate} if self.signing_certificate != "valid" else {}),
         }
 
 

@@ -38,6 +38,12 @@ _UNDERSTOOD = frozenset(
         ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
     }
 )
+# A CA's critical extensions the gateway acts on. Not its extended key usage, name constraints, policy constraints
+# or inhibitAnyPolicy: they constrain what the CA issues, and the gateway does not apply them to the certificates
+# it issued, so a CA marking one critical is refused when the directory is read.
+_CA_UNDERSTOOD = frozenset(
+    {ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE, ExtensionOID.SUBJECT_ALTERNATIVE_NAME}
+)
 # Extended key usages that allow signing documents: document signing (RFC 9336), Microsoft's document signing,
 # e-mail protection (S/MIME signing, what many national PKIs issue for signed messages) and any usage.
 DOCUMENT_SIGNING = frozenset(
@@ -69,6 +75,17 @@ class Finding:
     state: str
     level: str  # problem | warning
     text: str
+
+
+@dataclass(frozen=True)
+class Item:
+    """One certificate or CRL of the trust material, as `tracegate trust check` lists it."""
+
+    state: str
+    kind: str  # CA | pinned | CRL
+    name: str  # `certificate sha256:<16 hex digits>`, or the CRL issuer's name
+    country: str  # a certificate's subject C ("-" when it has none); "" for a CRL
+    until: datetime | None  # a certificate's notAfter, a CRL's nextUpdate
 
 
 @dataclass(frozen=True)
@@ -117,16 +134,47 @@ def key_problem(cert: x509.Certificate) -> str | None:
     return None
 
 
+def _unknown_critical(cert: x509.Certificate, understood: frozenset[x509.ObjectIdentifier]) -> str | None:
+    """The first critical extension outside `understood`, said as a reason."""
+    for extension in cert.extensions:
+        if extension.critical and extension.oid not in understood:
+            return f"has a critical extension the gateway does not understand ({extension.oid.dotted_string})"
+    return None
+
+
+def ca_problem(cert: x509.Certificate) -> str | None:
+    """Why a CA certificate cannot be configured, if it cannot: a weak key, or a critical extension the gateway
+    does not process (RFC 5280 4.2)."""
+    return key_problem(cert) or _unknown_critical(cert, _CA_UNDERSTOOD)
+
+
+def signing_certificate_findings(cert: x509.Certificate, now: datetime, warn_days: float) -> list[Finding]:
+    """The gateway's own signing certificate at `now`: a problem when outside its validity period (every national
+    system would refuse what the gateway signs), a warning when it expires within `warn_days`."""
+    what = f"GATEWAY: the gateway's signing {_short(cert)}"
+    if now < cert.not_valid_before_utc:
+        return [Finding(GATEWAY_DIR, "problem", f"{what} is not valid before {cert.not_valid_before_utc.date()}")]
+    if now > cert.not_valid_after_utc:
+        return [Finding(GATEWAY_DIR, "problem", f"{what} expired on {cert.not_valid_after_utc.date()}")]
+    if now + timedelta(days=warn_days) > cert.not_valid_after_utc:
+        return [Finding(GATEWAY_DIR, "warning", f"{what} expires on {cert.not_valid_after_utc.date()}")]
+    return []
+
+
+def validity(cert: x509.Certificate, now: datetime) -> str:
+    """`valid`, `expired` or `not yet valid` at `now`."""
+    if now < cert.not_valid_before_utc:
+        return "not yet valid"
+    return "expired" if now > cert.not_valid_after_utc else "valid"
+
+
 def profile_problem(cert: x509.Certificate) -> str | None:
     """Why a signing certificate is outside the profile the gateway accepts, if it is: a weak key, a critical
     extension the gateway does not understand, or a key usage or extended key usage that does not allow signing
     documents. The same for pinned and CA-issued certificates."""
-    weak = key_problem(cert)
+    weak = key_problem(cert) or _unknown_critical(cert, _UNDERSTOOD)
     if weak:
         return weak
-    for extension in cert.extensions:
-        if extension.critical and extension.oid not in _UNDERSTOOD:
-            return f"has a critical extension the gateway does not understand ({extension.oid.dotted_string})"
     if not _may_sign(cert):
         return "does not allow digitalSignature in its key usage"
     try:
@@ -221,7 +269,7 @@ class TrustStore:
             trust = self._states[state]
             for cert in (*trust.pinned, *trust.cas):
                 what = f"{state}: {'CA' if _is_ca(cert) else 'pinned'} {_short(cert)}"
-                problem = key_problem(cert) if _is_ca(cert) else profile_problem(cert)
+                problem = ca_problem(cert) if _is_ca(cert) else profile_problem(cert)
                 if problem:
                     out.append(Finding(state, "problem", f"{what} {problem}"))
                 if now > cert.not_valid_after_utc:
@@ -235,6 +283,16 @@ class TrustStore:
                     out.append(Finding(state, "problem", f"{what} {stale}; its CA's certificates are refused"))
                 elif crl.next_update_utc is not None and soon > crl.next_update_utc:
                     out.append(Finding(state, "warning", f"{what} falls due on {crl.next_update_utc.isoformat()}"))
+        return out
+
+    def inventory(self) -> list[Item]:
+        """Every certificate and CRL, by state: CAs, then pinned certificates, then CRLs."""
+        out: list[Item] = []
+        for state in sorted(self._states):
+            trust = self._states[state]
+            for kind, certs in (("CA", trust.cas), ("pinned", trust.pinned)):
+                out.extend(Item(state, kind, _short(c), _country(c) or "-", c.not_valid_after_utc) for c in certs)
+            out.extend(Item(state, "CRL", c.issuer.rfc4514_string()[:80], "", c.next_update_utc) for c in trust.crls)
         return out
 
     @classmethod
@@ -285,12 +343,17 @@ class TrustStore:
             _check_validity(grant.ca, now, f"the CA that issued the signing certificate for {state}")
 
     def _profile(self, cert: x509.Certificate) -> str | None:
-        """`profile_problem`, remembered per certificate (the hot path pays once per certificate)."""
-        if cert not in self._profile_cache:
-            if len(self._profile_cache) >= _GRANT_CACHE_SIZE:
-                self._profile_cache.clear()
-            self._profile_cache[cert] = profile_problem(cert)
-        return self._profile_cache[cert]
+        """`profile_problem`, remembered per certificate (the hot path pays once per certificate).
+
+        One lookup, never a test then a read: another crypto thread may clear the cache between the two.
+        """
+        with contextlib.suppress(KeyError):
+            return self._profile_cache[cert]
+        problem = profile_problem(cert)
+        if len(self._profile_cache) >= _GRANT_CACHE_SIZE:
+            self._profile_cache.clear()
+        self._profile_cache[cert] = problem
+        return problem
 
     def _grants(self, cert: x509.Certificate) -> tuple[_Grant, ...]:
         """Every state whose material vouches for `cert`, remembered per certificate."""
@@ -425,9 +488,9 @@ def _load_state(directory: Path) -> StateTrust:
     cas: list[x509.Certificate] = []
     for path in sorted(directory.glob("*.pem")):
         for cert in _read_certificates(path):
-            weak = key_problem(cert) if _is_ca(cert) else None
-            if weak:
-                raise ConfigurationError(f"{path}: a CA certificate that {weak}")
+            unfit = ca_problem(cert) if _is_ca(cert) else None
+            if unfit:
+                raise ConfigurationError(f"{path}: a CA certificate that {unfit}")
             (cas if _is_ca(cert) else pinned).append(cert)
     crls: list[x509.CertificateRevocationList] = []
     for path in sorted(directory.glob("*.crl")):

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from datetime import timedelta
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from gateway import samples
 from gateway.app import Gateway
@@ -13,7 +17,7 @@ from gateway.pki import DevPki
 from gateway.ports import Inbound
 from gateway.signatures import Signer
 
-from .conftest import settings_for
+from .conftest import Clock, settings_for
 
 TO_MZ = [("ZA", "MZ", "2019-06-14")]
 
@@ -49,3 +53,69 @@ async def test_trust_material_is_reread_without_a_restart(pki: DevPki, routing_t
         assert await send(mz, "MZ") == "accepted"
     finally:
         await gateway.store.close()
+
+
+def _gateway_on_a_copy(pki: DevPki, routing_table: Path, tmp_path: Path, clock: Clock) -> Gateway:
+    """A gateway (not started: no broker) on a copy of the test PKI's trust directory, on its own SQLite file."""
+    trust_dir = tmp_path / "certs"
+    shutil.copytree(pki.trust_dir, trust_dir)
+    settings = settings_for(pki, routing_table, f"sqlite+aiosqlite:///{tmp_path / 'g.db'}", None)
+    return Gateway(dataclasses.replace(settings, trust_dir=trust_dir), clock=clock)
+
+
+async def _send(gateway: Gateway, pki: DevPki, state: str) -> tuple[str, str]:
+    """A signed TraceRequest from `state`: (outcome or code, detail)."""
+    signer = Signer.from_files(pki.key_path(state), pki.cert_path(state))
+    body = signer.sign(samples.trace_request(state, exports=[(state, "KE", "2019-06-14")]))
+    outcome = await gateway.pipeline.handle(Inbound(body, routing_key=state, user_id=state))
+    return outcome.code or outcome.outcome, outcome.detail or ""
+
+
+async def test_a_crl_added_revokes_on_the_next_message(pki: DevPki, routing_table: Path, tmp_path: Path) -> None:
+    """A CRL listing ZA's certificate, put in ZA's directory while the switch runs, refuses ZA's next message as
+    revoked (one turn of the reload loop later); MZ, served by the same CA but without that CRL, still passes."""
+    gateway = _gateway_on_a_copy(pki, routing_table, tmp_path, Clock())
+    await gateway.store.start()
+    try:
+        assert (await _send(gateway, pki, "ZA"))[0] == "accepted"
+        now = gateway.clock()
+        za = x509.load_pem_x509_certificate(pki.cert_path("ZA").read_bytes())
+        revoked = x509.RevokedCertificateBuilder().serial_number(za.serial_number).revocation_date(now).build()
+        crl = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(pki.load_ca_cert().subject)
+            .last_update(now - timedelta(minutes=5))
+            .next_update(now + timedelta(days=7))
+            .add_revoked_certificate(revoked)
+            .sign(pki.load_ca_key(), hashes.SHA256())
+        )
+        (gateway.settings.trust_dir / "ZA" / "ca.crl").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        gateway.check_trust()
+        code, detail = await _send(gateway, pki, "ZA")
+        assert code == "CERTIFICATE_UNTRUSTED" and "revoked" in detail, detail
+        assert (await _send(gateway, pki, "MZ"))[0] == "accepted"
+    finally:
+        await gateway.store.close()
+
+
+async def test_the_gateways_own_certificate_is_judged_again_as_time_passes(
+    pki: DevPki, routing_table: Path, tmp_path: Path
+) -> None:
+    """With nothing changed on disk, each turn of the loop judges the material at the clock's now: the gateway's
+    certificate is first a warning in health, then, expired, makes the gateway unhealthy."""
+    clock = Clock()
+    gateway = _gateway_on_a_copy(pki, routing_table, tmp_path, clock)
+    gateway.health.set(broker="up", database="up", consuming=True)
+    gateway.check_trust()
+    assert gateway.health.ok and not any("signing certificate" in line for line in gateway.health.trust)
+    own = gateway.parts.signer.certificate.not_valid_after_utc
+    clock.now = own - timedelta(days=10)
+    gateway.check_trust()
+    assert gateway.health.ok
+    assert any(line.startswith("warning: GATEWAY: the gateway's signing") for line in gateway.health.trust)
+    clock.now = own + timedelta(days=1)
+    gateway.check_trust()
+    snapshot = gateway.health.snapshot()
+    assert not gateway.health.ok and snapshot["status"] == "degraded"
+    assert snapshot["signing_certificate"] == "expired"
+    assert any(line.startswith("problem: GATEWAY: the gateway's signing") for line in snapshot["trust"])

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.errors import ConfigurationError, ErrorCode, Refused
 from gateway.pki import PrivateKey, create_dev_pki, issue_certificate, load_private_key
-from gateway.trust import StateTrust, TrustStore
+from gateway.trust import StateTrust, TrustStore, signing_certificate_findings, validity
 
 PEM = serialization.Encoding.PEM
 Issued = tuple[PrivateKey, x509.Certificate]
@@ -317,3 +319,75 @@ def test_dev_pki_keeps_existing_material_and_adds_new_states(tmp_path: Path, fix
     TrustStore.load(second.trust_dir).authorize(ke, "KE", fixed_now)
     create_dev_pki(tmp_path / "pki", tmp_path / "certs", ["ZA", "KE"], now=fixed_now, force=True)
     assert all(path.read_bytes() != data for path, data in before.items())
+
+
+def _ca_with(critical: x509.ExtensionType, fixed_now: datetime) -> x509.Certificate:
+    """A self-signed EC CA carrying `critical` as a critical extension."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "constrained CA")])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(fixed_now - timedelta(days=1))
+        .not_valid_after(fixed_now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(critical, critical=True)
+        .sign(key, hashes.SHA256())
+    )
+
+
+@pytest.mark.parametrize(
+    ("extension", "oid"),
+    [
+        (x509.NameConstraints(permitted_subtrees=[x509.DNSName("za.example")], excluded_subtrees=None), "2.5.29.30"),
+        (x509.PolicyConstraints(require_explicit_policy=0, inhibit_policy_mapping=None), "2.5.29.36"),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), "2.5.29.37"),
+    ],
+    ids=["name-constraints", "policy-constraints", "extended-key-usage"],
+)
+def test_ca_with_a_critical_constraint_the_gateway_does_not_apply_is_refused_at_load(
+    tmp_path: Path, fixed_now: datetime, extension: x509.ExtensionType, oid: str
+) -> None:
+    """A CA whose critical extension constrains what it issues, which the gateway would not apply to the
+    certificates it issued, stops loading with an error naming the file (RFC 5280 4.2: reject, never ignore)."""
+    path = _write(tmp_path, "ZA", "ca.pem", _ca_with(extension, fixed_now).public_bytes(PEM))
+    with pytest.raises(ConfigurationError, match=re.escape(f"{path}: a CA certificate that has a critical")) as err:
+        TrustStore.load(tmp_path)
+    assert f"({oid})" in str(err.value)
+
+
+def test_ca_with_only_understood_critical_extensions_loads(store_dir: Path, issue: Issue, fixed_now: datetime) -> None:
+    """BasicConstraints and KeyUsage critical (what the development CA carries) are understood."""
+    _, cert = issue("ZA")
+    TrustStore.load(store_dir).authorize(cert, "ZA", fixed_now)
+
+
+def test_gateway_signing_certificate_findings(issue: Issue, fixed_now: datetime) -> None:
+    """The gateway's own certificate: nothing when far from expiry, a warning within the window, a problem (and
+    `expired`, which health treats as unhealthy) after it; `not yet valid` before it."""
+    _, cert = issue(None, not_before=fixed_now - timedelta(days=1), not_after=fixed_now + timedelta(days=30))
+    assert signing_certificate_findings(cert, fixed_now, warn_days=10) == []
+    (soon,) = signing_certificate_findings(cert, fixed_now, warn_days=60)
+    assert soon.level == "warning" and soon.state == "GATEWAY" and "signing certificate sha256:" in soon.text
+    (late,) = signing_certificate_findings(cert, fixed_now + timedelta(days=31), warn_days=60)
+    assert late.level == "problem" and "expired on" in late.text
+    assert validity(cert, fixed_now) == "valid"
+    assert validity(cert, fixed_now + timedelta(days=31)) == "expired"
+    assert validity(cert, fixed_now - timedelta(days=2)) == "not yet valid"
+
+
+def test_inventory_lists_cas_pinned_certificates_and_crls(
+    store_dir: Path, issue: Issue, test_ca: Issued, fixed_now: datetime
+) -> None:
+    """Per state, in order: CAs, pinned certificates (subject C, notAfter), CRLs (issuer, nextUpdate)."""
+    _, pinned = issue("ZA")
+    _write(store_dir, "ZA", "npc.pem", pinned.public_bytes(PEM))
+    _write(store_dir, "ZA", "ca.crl", _crl(test_ca, fixed_now).public_bytes(PEM))
+    items = [i for i in TrustStore.load(store_dir).inventory() if i.state == "ZA"]
+    assert [(i.kind, i.country) for i in items] == [("CA", "-"), ("pinned", "ZA"), ("CRL", "")]
+    assert items[1].name == "certificate sha256:" + pinned.fingerprint(hashes.SHA256()).hex()[:16]
+    assert items[1].until == pinned.not_valid_after_utc
+    assert items[2].name == "CN=tests CA" and items[2].until == fixed_now + timedelta(days=7)
