@@ -219,7 +219,7 @@ class Gateway:
         self._trust_seen = seen
         try:
             fresh = TrustStore.load(self.settings.trust_dir)
-        except ConfigurationError as err:
+        except (ConfigurationError, OSError) as err:  # OSError: a directory unreadable (would end the loop)
             log.error("trust material not reloaded; the material in force is kept", error=str(err))
             self._trust_error = f"not reloaded: {err}"
             self._report_trust(self.parts.trust, everything=False)

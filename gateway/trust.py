@@ -55,6 +55,8 @@ DOCUMENT_SIGNING = frozenset(
     }
 )
 _GRANT_CACHE_SIZE = 1024
+# What reading a certificate's extensions raises when they are malformed (parsed on first access, not at load).
+_UNREADABLE = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 _STATE_DIR = re.compile(r"[A-Z]{2}")
 
 
@@ -276,10 +278,13 @@ class TrustStore:
                     out.append(Finding(state, "problem", f"{what} expired on {cert.not_valid_after_utc.date()}"))
                 elif soon > cert.not_valid_after_utc:
                     out.append(Finding(state, "warning", f"{what} expires on {cert.not_valid_after_utc.date()}"))
+            current = {crl.issuer for crl in trust.crls if crl_staleness(crl, now) is None}
             for crl in trust.crls:
                 what = f"{state}: CRL of {crl.issuer.rfc4514_string()[:80]}"
                 stale = crl_staleness(crl, now)
-                if stale:
+                if stale and crl.issuer in current:
+                    out.append(Finding(state, "warning", f"{what} {stale}; a current CRL of its CA supersedes it"))
+                elif stale:
                     out.append(Finding(state, "problem", f"{what} {stale}; its CA's certificates are refused"))
                 elif crl.next_update_utc is not None and soon > crl.next_update_utc:
                     out.append(Finding(state, "warning", f"{what} falls due on {crl.next_update_utc.isoformat()}"))
@@ -324,7 +329,8 @@ class TrustStore:
         try:
             grants = {grant.state: grant for grant in self._grants(cert)}
             untrusted = None if grants else self._why_untrusted(cert, state)
-        except ValueError as err:  # a malformed extension surfaces only when read
+            problem = self._profile(cert) if state in grants else None
+        except _UNREADABLE as err:
             raise Refused(ErrorCode.CERTIFICATE_UNTRUSTED, f"{_short(cert)} has unreadable extensions") from err
         if untrusted is not None:
             raise Refused(ErrorCode.CERTIFICATE_UNTRUSTED, untrusted)
@@ -334,7 +340,6 @@ class TrustStore:
                 ErrorCode.SENDER_MISMATCH,
                 f"certificate speaks for {', '.join(sorted(grants))}, message claims {state}",
             )
-        problem = self._profile(cert)
         if problem is not None:
             raise Refused(ErrorCode.CERTIFICATE_UNTRUSTED, f"{_short(cert)} {problem}")
         self._check_revocation(cert, state, now)
@@ -396,17 +401,12 @@ class TrustStore:
         return f"{_short(cert)} names country {country} in its subject, not {state}"
 
     def _check_revocation(self, cert: x509.Certificate, state: str, now: datetime) -> None:
-        """CERTIFICATE_UNTRUSTED if a CRL of `state`, signed by its CA, lists the certificate, or is past its next
-        update (the revocation status is then unknown: fail closed). A listed certificate is revoked whatever date
-        the entry bears."""
-        for crl in self._crls.get((state, cert.issuer), ()):
-            stale = crl_staleness(crl, now)
-            if stale:
-                raise Refused(
-                    ErrorCode.CERTIFICATE_UNTRUSTED,
-                    f"the CRL configured for {state} for the CA that issued {_short(cert)} {stale}: "
-                    "revocation status unknown until it is renewed",
-                )
+        """CERTIFICATE_UNTRUSTED if a CRL of `state`, signed by its CA, lists the certificate, or if the CA has CRLs
+        and none is current (the revocation status is then unknown: fail closed). A listed certificate is revoked
+        whatever date the entry bears and whether or not its CRL is current; a stale CRL beside a current one of
+        the same CA (the renewed list dropped in before the old one is removed) does not refuse on its own."""
+        crls = self._crls.get((state, cert.issuer), ())
+        for crl in crls:
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is not None:
                 raise Refused(
@@ -414,6 +414,13 @@ class TrustStore:
                     f"{_short(cert)} was revoked on {entry.revocation_date_utc.date().isoformat()} "
                     f"by a CRL configured for {state}",
                 )
+        if crls and not any(crl_staleness(crl, now) is None for crl in crls):
+            latest = max(crls, key=lambda crl: crl.last_update_utc)
+            raise Refused(
+                ErrorCode.CERTIFICATE_UNTRUSTED,
+                f"the CRL configured for {state} for the CA that issued {_short(cert)} {crl_staleness(latest, now)}: "
+                "revocation status unknown until it is renewed",
+            )
 
 
 def trust_files(directory: Path) -> tuple[tuple[str, int, int], ...]:
@@ -440,6 +447,31 @@ def crl_staleness(crl: x509.CertificateRevocationList, now: datetime) -> str | N
     return None
 
 
+def crl_problem(crl: x509.CertificateRevocationList) -> str | None:
+    """Why a CRL cannot be read as the complete list of its CA's revoked signing certificates, if it cannot: a delta
+    CRL (only the changes since a base CRL), an issuing distribution point narrowing it to CA or attribute
+    certificates, to some revocation reasons or to another issuer's certificates (an indirect CRL), or any other
+    critical extension (RFC 5280 5.2: a CRL with a critical extension one does not process is not used). Read as
+    complete, any of these would pass a revoked certificate it does not list."""
+    for extension in crl.extensions:
+        if extension.oid == ExtensionOID.DELTA_CRL_INDICATOR:
+            return "is a delta CRL; configure the complete CRL instead"
+        if isinstance(extension.value, x509.IssuingDistributionPoint):
+            scope = extension.value
+            if (
+                scope.only_contains_ca_certs
+                or scope.only_contains_attribute_certs
+                or scope.only_some_reasons
+                or scope.indirect_crl
+            ):
+                return (
+                    "covers only part of its CA's certificates (issuing distribution point); configure the complete CRL"
+                )
+        elif extension.critical:
+            return f"has a critical extension the gateway does not understand ({extension.oid.dotted_string})"
+    return None
+
+
 def _is_state_dir(path: Path) -> bool:
     """A `<CC>` or `GATEWAY` directory; hidden entries and loose files skipped, a misnamed one refused."""
     if path.name.startswith(".") or not path.is_dir():
@@ -463,23 +495,25 @@ def _read_certificates(path: Path) -> list[x509.Certificate]:
         certs = x509.load_pem_x509_certificates(data)
         for cert in certs:
             _is_ca(cert)  # parse the extensions now, not on the first message
-    except ValueError as err:
+    except _UNREADABLE as err:
         raise ConfigurationError(f"{path}: not a readable PEM certificate file ({err})") from err
     return certs
 
 
 def _read_crl(path: Path) -> x509.CertificateRevocationList:
-    """A CRL in PEM or DER; ConfigurationError naming the file otherwise."""
+    """A complete CRL in PEM or DER (`crl_problem`); ConfigurationError naming the file otherwise."""
     try:
         data = path.read_bytes()
     except OSError as err:
         raise ConfigurationError(f"{path}: cannot read the CRL file ({err.strerror})") from err
     try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except ValueError as err:
+        crl = x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----BEGIN") else x509.load_der_x509_crl(data)
+        unfit = crl_problem(crl)
+    except _UNREADABLE as err:
         raise ConfigurationError(f"{path}: not a readable CRL (PEM or DER) ({err})") from err
+    if unfit:
+        raise ConfigurationError(f"{path}: a CRL that {unfit}")
+    return crl
 
 
 def _load_state(directory: Path) -> StateTrust:

@@ -3,11 +3,14 @@ directory that no longer loads keeps the material in force (logged and shown in 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
@@ -16,6 +19,7 @@ from gateway.app import Gateway
 from gateway.pki import DevPki
 from gateway.ports import Inbound
 from gateway.signatures import Signer
+from gateway.trust import TrustStore
 
 from .conftest import Clock, settings_for
 
@@ -55,12 +59,15 @@ async def test_trust_material_is_reread_without_a_restart(pki: DevPki, routing_t
         await gateway.store.close()
 
 
-def _gateway_on_a_copy(pki: DevPki, routing_table: Path, tmp_path: Path, clock: Clock) -> Gateway:
+def _gateway_on_a_copy(
+    pki: DevPki, routing_table: Path, tmp_path: Path, clock: Clock, *, reload_seconds: float = 60.0
+) -> Gateway:
     """A gateway (not started: no broker) on a copy of the test PKI's trust directory, on its own SQLite file."""
     trust_dir = tmp_path / "certs"
     shutil.copytree(pki.trust_dir, trust_dir)
     settings = settings_for(pki, routing_table, f"sqlite+aiosqlite:///{tmp_path / 'g.db'}", None)
-    return Gateway(dataclasses.replace(settings, trust_dir=trust_dir), clock=clock)
+    changed = dataclasses.replace(settings, trust_dir=trust_dir, trust_reload_seconds=reload_seconds)
+    return Gateway(changed, clock=clock)
 
 
 async def _send(gateway: Gateway, pki: DevPki, state: str) -> tuple[str, str]:
@@ -119,3 +126,37 @@ async def test_the_gateways_own_certificate_is_judged_again_as_time_passes(
     assert not gateway.health.ok and snapshot["status"] == "degraded"
     assert snapshot["signing_certificate"] == "expired"
     assert any(line.startswith("problem: GATEWAY: the gateway's signing") for line in snapshot["trust"])
+
+
+async def test_the_reload_loop_swaps_the_material_and_survives_an_unreadable_directory(
+    pki: DevPki, routing_table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop itself, at a short period: a file added is picked up with no call from outside; a load raising
+    OSError (a directory the gateway may no longer read) keeps the material in force and the loop running."""
+    gateway = _gateway_on_a_copy(pki, routing_table, tmp_path, Clock(), reload_seconds=0.02)
+    first = gateway.pipeline.trust
+    loop = asyncio.create_task(gateway._trust_reloads())
+    try:
+        shutil.copy(pki.ca_cert_path, gateway.settings.trust_dir / "ZA" / "again.pem")
+        await _until(lambda: gateway.pipeline.trust is not first)
+        second = gateway.pipeline.trust
+
+        def unreadable(directory: Path) -> TrustStore:
+            raise PermissionError(13, "Permission denied", str(directory))
+
+        monkeypatch.setattr(TrustStore, "load", staticmethod(unreadable))
+        (gateway.settings.trust_dir / "ZA" / "again.pem").unlink()
+        await _until(lambda: any("not reloaded" in line for line in gateway.health.trust))
+        assert gateway.pipeline.trust is second and not loop.done()
+    finally:
+        gateway._stop.set()
+        await asyncio.wait_for(loop, timeout=5)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait (at most five seconds) for `condition`."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within five seconds")

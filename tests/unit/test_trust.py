@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import dsa, ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gateway import trust as trust_module
 from gateway.errors import ConfigurationError, ErrorCode, Refused
 from gateway.pki import PrivateKey, create_dev_pki, issue_certificate, load_private_key
-from gateway.trust import StateTrust, TrustStore, signing_certificate_findings, validity
+from gateway.trust import StateTrust, TrustStore, profile_problem, signing_certificate_findings, validity
+from tests.unit.test_trust_profile import leaf, store_with
 
 PEM = serialization.Encoding.PEM
 Issued = tuple[PrivateKey, x509.Certificate]
@@ -391,3 +393,176 @@ def test_inventory_lists_cas_pinned_certificates_and_crls(
     assert items[1].name == "certificate sha256:" + pinned.fingerprint(hashes.SHA256()).hex()[:16]
     assert items[1].until == pinned.not_valid_after_utc
     assert items[2].name == "CN=tests CA" and items[2].until == fixed_now + timedelta(days=7)
+
+
+def test_dsa_keys_are_refused_whatever_their_size(tmp_path: Path, fixed_now: datetime) -> None:
+    """A pinned certificate with a 2048-bit DSA key is outside the profile."""
+    key = dsa.generate_private_key(2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "ZA")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(fixed_now - timedelta(days=1))
+        .not_valid_after(fixed_now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    _write(tmp_path, "ZA", "npc.pem", cert.public_bytes(PEM))
+    refused = _refusal(TrustStore.load(tmp_path), cert, "ZA", fixed_now)
+    assert refused.code == ErrorCode.CERTIFICATE_UNTRUSTED and "DSA key" in refused.detail
+
+
+@pytest.mark.parametrize(
+    "usages",
+    [[x509.ObjectIdentifier("1.3.6.1.4.1.311.10.3.12")], [ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE]],
+    ids=["microsoft-document-signing", "any-usage"],
+)
+def test_document_signing_usages_and_a_critical_alternative_name_pass(
+    tmp_path: Path, test_ca: Issued, fixed_now: datetime, usages: list[x509.ObjectIdentifier]
+) -> None:
+    """The other accepted usages, beside a critical SubjectAlternativeName (informational, so understood)."""
+    san = x509.SubjectAlternativeName([x509.RFC822Name("npc@za.example")])
+    cert = leaf(test_ca, fixed_now, eku=usages, extra=san)[1]
+    store_with(tmp_path, test_ca).authorize(cert, "ZA", fixed_now)
+
+
+def test_the_profile_is_judged_once_per_certificate(
+    store_dir: Path, issue: Issue, fixed_now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verdict is remembered: a hundred messages with one certificate judge its profile once."""
+    calls: list[x509.Certificate] = []
+
+    def counted(cert: x509.Certificate) -> str | None:
+        calls.append(cert)
+        return profile_problem(cert)
+
+    monkeypatch.setattr(trust_module, "profile_problem", counted)
+    store = TrustStore.load(store_dir)
+    _, cert = issue("ZA")
+    for _ in range(100):
+        store.authorize(cert, "ZA", fixed_now)
+    assert calls == [cert]
+
+
+def _duplicated_extension(issuer: x509.Name) -> bytes:
+    """DER of a certificate from `issuer` carrying one extension twice (its signature broken by the edit)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    first, second = x509.ObjectIdentifier("1.2.3.4.5"), x509.ObjectIdentifier("1.2.3.4.6")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "ZA")]))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime(2020, 1, 1))
+        .not_valid_after(datetime(2040, 1, 1))
+        .add_extension(x509.UnrecognizedExtension(first, b"\x05\x00"), critical=False)
+        .add_extension(x509.UnrecognizedExtension(second, b"\x05\x00"), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.DER).replace(
+        b"\x06\x04\x2a\x03\x04\x06", b"\x06\x04\x2a\x03\x04\x05"
+    )
+
+
+def test_a_certificate_with_a_duplicated_extension_is_refused_not_a_crash(
+    store_dir: Path, test_ca: Issued, fixed_now: datetime
+) -> None:
+    """`DuplicateExtension` is no ValueError: from a sender it is CERTIFICATE_UNTRUSTED, in the directory a
+    configuration error naming the file."""
+    der = _duplicated_extension(test_ca[1].subject)
+    refused = _refusal(TrustStore.load(store_dir), x509.load_der_x509_certificate(der), "ZA", fixed_now)
+    assert refused.code == ErrorCode.CERTIFICATE_UNTRUSTED and "unreadable extensions" in refused.detail
+    path = _write(store_dir, "ZA", "npc.pem", x509.load_der_x509_certificate(der).public_bytes(PEM))
+    with pytest.raises(ConfigurationError, match=re.escape(f"{path}: not a readable PEM certificate file")):
+        TrustStore.load(store_dir)
+
+
+def _crl_at(ca: Issued, last: datetime, next_: datetime, *serials: int) -> bytes:
+    """A PEM CRL from `ca` for the period given, listing `serials`."""
+    builder = x509.CertificateRevocationListBuilder().issuer_name(ca[1].subject).last_update(last).next_update(next_)
+    for serial in serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(last).build()
+        )
+    return builder.sign(ca[0], hashes.SHA256()).public_bytes(PEM)
+
+
+def test_a_stale_crl_beside_a_current_one_is_only_a_warning(
+    store_dir: Path, issue: Issue, test_ca: Issued, fixed_now: datetime
+) -> None:
+    """The renewed CRL dropped in before the old one is removed: the CA's certificates pass, and the old file is
+    a warning, not a problem. Alone, the stale CRL refuses them."""
+    _, cert = issue("ZA")
+    _write(store_dir, "ZA", "old.crl", _crl_at(test_ca, fixed_now - timedelta(days=14), fixed_now - timedelta(days=7)))
+    assert "past its next update" in _refusal(TrustStore.load(store_dir), cert, "ZA", fixed_now).detail
+    _write(store_dir, "ZA", "new.crl", _crl_at(test_ca, fixed_now - timedelta(days=1), fixed_now + timedelta(days=7)))
+    store = TrustStore.load(store_dir)
+    store.authorize(cert, "ZA", fixed_now)
+    za = [(f.level, f.text) for f in store.findings(fixed_now, warn_days=1) if f.state == "ZA"]
+    assert za == [("warning", za[0][1])] and "a current CRL of its CA supersedes it" in za[0][1]
+
+
+def test_a_certificate_listed_by_a_stale_crl_is_refused_as_revoked(
+    store_dir: Path, issue: Issue, test_ca: Issued, fixed_now: datetime
+) -> None:
+    """Revocation is for good: the stale list still says revoked, the more specific reason."""
+    _, cert = issue("ZA")
+    last, next_ = fixed_now - timedelta(days=14), fixed_now - timedelta(days=7)
+    _write(store_dir, "ZA", "ca.crl", _crl_at(test_ca, last, next_, cert.serial_number))
+    refused = _refusal(TrustStore.load(store_dir), cert, "ZA", fixed_now)
+    assert refused.code == ErrorCode.CERTIFICATE_UNTRUSTED and "was revoked on" in refused.detail
+
+
+def _partial_crl(ca: Issued, fixed_now: datetime, extension: x509.ExtensionType) -> bytes:
+    """A current CRL from `ca` carrying `extension` (critical, as RFC 5280 makes both of those tested)."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca[1].subject)
+        .last_update(fixed_now - timedelta(days=1))
+        .next_update(fixed_now + timedelta(days=7))
+        .add_extension(extension, critical=True)
+    )
+    return builder.sign(ca[0], hashes.SHA256()).public_bytes(PEM)
+
+
+def _scope(*, users: bool = False, cas: bool = False) -> x509.IssuingDistributionPoint:
+    """An issuing distribution point limited to user or CA certificates."""
+    return x509.IssuingDistributionPoint(
+        full_name=[x509.UniformResourceIdentifier("http://crl.za.example/ca.crl")],
+        relative_name=None,
+        only_contains_user_certs=users,
+        only_contains_ca_certs=cas,
+        only_some_reasons=None,
+        indirect_crl=False,
+        only_contains_attribute_certs=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("extension", "reason"),
+    [
+        (x509.DeltaCRLIndicator(1), "is a delta CRL"),
+        (_scope(cas=True), "covers only part of its CA's certificates"),
+    ],
+    ids=["delta-crl", "ca-certificates-only"],
+)
+def test_a_crl_that_is_not_the_complete_list_is_a_configuration_error(
+    store_dir: Path, test_ca: Issued, fixed_now: datetime, extension: x509.ExtensionType, reason: str
+) -> None:
+    """Read as complete, a delta CRL or one covering only CA certificates would pass a revoked signing
+    certificate it does not list; loading stops, naming the file."""
+    path = _write(store_dir, "ZA", "ca.crl", _partial_crl(test_ca, fixed_now, extension))
+    with pytest.raises(ConfigurationError, match=re.escape(f"{path}: a CRL that {reason}")):
+        TrustStore.load(store_dir)
+
+
+def test_a_crl_of_user_certificates_is_complete_for_signing_certificates(
+    store_dir: Path, issue: Issue, test_ca: Issued, fixed_now: datetime
+) -> None:
+    """onlyContainsUserCerts covers every end-entity certificate, which is all a message may be signed with."""
+    _write(store_dir, "ZA", "ca.crl", _partial_crl(test_ca, fixed_now, _scope(users=True)))
+    _, cert = issue("ZA")
+    TrustStore.load(store_dir).authorize(cert, "ZA", fixed_now)
