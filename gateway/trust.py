@@ -278,11 +278,11 @@ class TrustStore:
                     out.append(Finding(state, "problem", f"{what} expired on {cert.not_valid_after_utc.date()}"))
                 elif soon > cert.not_valid_after_utc:
                     out.append(Finding(state, "warning", f"{what} expires on {cert.not_valid_after_utc.date()}"))
-            current = {crl.issuer for crl in trust.crls if crl_staleness(crl, now) is None}
+            current = {(crl.issuer, crl_scope(crl)) for crl in trust.crls if crl_staleness(crl, now) is None}
             for crl in trust.crls:
                 what = f"{state}: CRL of {crl.issuer.rfc4514_string()[:80]}"
                 stale = crl_staleness(crl, now)
-                if stale and crl.issuer in current:
+                if stale and (crl.issuer, crl_scope(crl)) in current:
                     out.append(Finding(state, "warning", f"{what} {stale}; a current CRL of its CA supersedes it"))
                 elif stale:
                     out.append(Finding(state, "problem", f"{what} {stale}; its CA's certificates are refused"))
@@ -401,10 +401,10 @@ class TrustStore:
         return f"{_short(cert)} names country {country} in its subject, not {state}"
 
     def _check_revocation(self, cert: x509.Certificate, state: str, now: datetime) -> None:
-        """CERTIFICATE_UNTRUSTED if a CRL of `state`, signed by its CA, lists the certificate, or if the CA has CRLs
-        and none is current (the revocation status is then unknown: fail closed). A listed certificate is revoked
+        """CERTIFICATE_UNTRUSTED if a CRL of `state`, signed by its CA, lists the certificate, or if for a scope its
+        CRLs cover none is current (the revocation status is then unknown: fail closed). A listed certificate is revoked
         whatever date the entry bears and whether or not its CRL is current; a stale CRL beside a current one of
-        the same CA (the renewed list dropped in before the old one is removed) does not refuse on its own."""
+        the same CA and scope (the renewed list dropped in before the old one is removed) does not refuse."""
         crls = self._crls.get((state, cert.issuer), ())
         for crl in crls:
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
@@ -414,8 +414,10 @@ class TrustStore:
                     f"{_short(cert)} was revoked on {entry.revocation_date_utc.date().isoformat()} "
                     f"by a CRL configured for {state}",
                 )
-        if crls and not any(crl_staleness(crl, now) is None for crl in crls):
-            latest = max(crls, key=lambda crl: crl.last_update_utc)
+        current = {crl_scope(crl) for crl in crls if crl_staleness(crl, now) is None}
+        stale = [crl for crl in crls if crl_scope(crl) not in current]
+        if stale:
+            latest = max(stale, key=lambda crl: crl.last_update_utc)
             raise Refused(
                 ErrorCode.CERTIFICATE_UNTRUSTED,
                 f"the CRL configured for {state} for the CA that issued {_short(cert)} {crl_staleness(latest, now)}: "
@@ -445,6 +447,15 @@ def crl_staleness(crl: x509.CertificateRevocationList, now: datetime) -> str | N
     if now < crl.last_update_utc:
         return f"is not valid before {crl.last_update_utc.isoformat()}"
     return None
+
+
+def crl_scope(crl: x509.CertificateRevocationList) -> x509.IssuingDistributionPoint | None:
+    """The part of its CA's certificates a CRL covers: its issuing distribution point, None for all of them. A
+    stale CRL is superseded only by a current one of the same CA and the same scope."""
+    try:
+        return crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    except x509.ExtensionNotFound:
+        return None
 
 
 def crl_problem(crl: x509.CertificateRevocationList) -> str | None:

@@ -528,10 +528,12 @@ def _partial_crl(ca: Issued, fixed_now: datetime, extension: x509.ExtensionType)
     return builder.sign(ca[0], hashes.SHA256()).public_bytes(PEM)
 
 
-def _scope(*, users: bool = False, cas: bool = False) -> x509.IssuingDistributionPoint:
-    """An issuing distribution point limited to user or CA certificates."""
+def _scope(
+    *, users: bool = False, cas: bool = False, url: str = "http://crl.za.example/ca.crl"
+) -> x509.IssuingDistributionPoint:
+    """An issuing distribution point `url`, limited to user or CA certificates if asked."""
     return x509.IssuingDistributionPoint(
-        full_name=[x509.UniformResourceIdentifier("http://crl.za.example/ca.crl")],
+        full_name=[x509.UniformResourceIdentifier(url)],
         relative_name=None,
         only_contains_user_certs=users,
         only_contains_ca_certs=cas,
@@ -566,3 +568,31 @@ def test_a_crl_of_user_certificates_is_complete_for_signing_certificates(
     _write(store_dir, "ZA", "ca.crl", _partial_crl(test_ca, fixed_now, _scope(users=True)))
     _, cert = issue("ZA")
     TrustStore.load(store_dir).authorize(cert, "ZA", fixed_now)
+
+
+def _partition(ca: Issued, url: str, last: datetime, next_: datetime) -> bytes:
+    """A CRL from `ca` for the distribution point `url` only."""
+    scope = _scope(url=url)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca[1].subject)
+        .last_update(last)
+        .next_update(next_)
+        .add_extension(scope, critical=True)
+    )
+    return builder.sign(ca[0], hashes.SHA256()).public_bytes(PEM)
+
+
+def test_a_current_crl_does_not_supersede_a_stale_one_of_another_scope(
+    store_dir: Path, issue: Issue, test_ca: Issued, fixed_now: datetime
+) -> None:
+    """Two partitions of one CA (different issuing distribution points): the current one does not vouch for the
+    other, so the CA's certificates are refused, and the stale one is a problem."""
+    stale = (fixed_now - timedelta(days=14), fixed_now - timedelta(days=7))
+    current = (fixed_now - timedelta(days=1), fixed_now + timedelta(days=7))
+    _write(store_dir, "ZA", "a.crl", _partition(test_ca, "http://crl.za.example/a.crl", *stale))
+    _write(store_dir, "ZA", "b.crl", _partition(test_ca, "http://crl.za.example/b.crl", *current))
+    store = TrustStore.load(store_dir)
+    _, cert = issue("ZA")
+    assert "past its next update" in _refusal(store, cert, "ZA", fixed_now).detail
+    assert [f.level for f in store.findings(fixed_now, warn_days=1) if f.state == "ZA"] == ["problem"]
