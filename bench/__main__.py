@@ -120,8 +120,11 @@ def main() -> None:
     chaos.add_argument("--broker-restarts", type=int, default=1)
     chaos.add_argument("--drops", type=int, default=2)
     hostile = sub.add_parser("hostile", help="normal traffic's p50/p99 alone and while another state floods")
-    hostile.add_argument("--requests", type=int, default=600)
-    hostile.add_argument("--rate", dest="hostile_rate", type=float, default=100.0)
+    hostile.add_argument("--requests", type=int, default=500, help="normal requests in each phase")
+    hostile.add_argument("--rate", dest="hostile_rate", type=float, default=50.0, help="normal requests per second")
+    fairness = sub.add_parser("fairness", help="a quiet state's p50/p99 alone and beside another state's flood")
+    fairness.add_argument("--quiet", type=int, default=60)
+    fairness.add_argument("--flood", type=int, default=3000)
     scale = sub.add_parser("scale", help="deadline scan at 10k/100k/1M traces; routing with 249 states")
     scale.add_argument("--largest", type=int, default=1_000_000)
     args = parser.parse_args()
@@ -133,9 +136,22 @@ def main() -> None:
         report(asyncio.run(chaos_run(args.messages, args.kills, args.broker_restarts, args.drops)))
     elif args.which == "hostile":
         from bench.hostile_load import main as hostile_run
+        from bench.hostile_load import report as hostile_report
 
-        figures = asyncio.run(hostile_run(args.requests, args.hostile_rate))
+        runs = [
+            asyncio.run(hostile_run(args.requests, args.hostile_rate, flood_first=i % 2 == 1))
+            for i in range(max(1, args.repeat))
+        ]
+        figures = median_of(runs)
+        if len(runs) > 1:
+            print("medians of the runs above:")
+            hostile_report(figures)
         (RESULTS / "hostile.json").write_text(json.dumps(figures, indent=2))
+    elif args.which == "fairness":
+        from bench.fairness import main as fairness_run
+
+        figures = asyncio.run(fairness_run(args.quiet, args.flood))
+        (RESULTS / "fairness.json").write_text(json.dumps(figures, indent=2))
     elif args.which == "scale":
         from bench.scale import main as scale_run
 

@@ -105,6 +105,7 @@ class Gateway:
             prefetch=settings.prefetch,
             queue_type=settings.queue_type,
             delivery_limit=settings.delivery_limit,
+            state_queue_limit=settings.state_queue_limit,
         )
         self.relay = OutboxRelay(self.store, self.broker, clock, batch=settings.relay_batch)
         self.store.on_queued = self.relay.hand_over  # committed rows go to the relay without a read-back

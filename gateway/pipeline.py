@@ -58,6 +58,11 @@ NO_USER_ID = "this switch gives each state its own broker user: publish with the
 XML_TYPE = "application/xml"
 WRONG_CONTENT_TYPE = "the AMQP content_type is not application/xml, as the contract requires (section 2)"
 MESSAGE_ID_DIFFERS = "the AMQP message_id differs from Header/MessageId; the contract requires them equal (section 2)"
+# A message whose AMQP expiration lapsed in the gateway's queue: its sender is told, once its signature is checked.
+LAPSED = (
+    "the AMQP expiration of this message lapsed while it waited in the gateway's queue, so it was not processed "
+    "(the contract gives expiration no meaning: publish without one); send it again with a new MessageId"
+)
 
 
 def _own_parser() -> etree.XMLParser:
@@ -337,6 +342,8 @@ class Pipeline:
             )
         if self.table.entry(header.sender) is None:
             raise Refused(ErrorCode.NOT_AUTHORIZED, f"{header.sender} is not connected to the switch")
+        if message.lapsed:
+            raise Refused(ErrorCode.STALE_MESSAGE, LAPSED)
         age = (now - header.created_at).total_seconds()
         if age > self.max_age_seconds:
             raise Refused(

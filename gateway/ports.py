@@ -18,6 +18,7 @@ class Inbound:
     content_type: str | None = None
     redelivered: bool = False
     attempt: int = 1  # which delivery of this message this is (1 for the first)
+    lapsed: bool = False  # its AMQP expiration lapsed while it waited in the gateway's queue: refused, not processed
 
     @property
     def transport_sender(self) -> str:

@@ -41,7 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway import audit as rules
 from gateway.app import Parts, build_pipeline
 from gateway.errors import ConfigurationError
-from gateway.pipeline import MESSAGE_ID_DIFFERS, NO_USER_ID, WRONG_CONTENT_TYPE, Outcome, Pipeline
+from gateway.pipeline import LAPSED, MESSAGE_ID_DIFFERS, NO_USER_ID, WRONG_CONTENT_TYPE, Outcome, Pipeline
 from gateway.pki import issue_certificate
 from gateway.ports import Inbound
 from gateway.routing.table import RoutingTable, parse_table
@@ -301,7 +301,8 @@ def _as_received(row: Any, data: dict[str, Any]) -> Inbound:
     identity: the broker-validated user_id wherever the message had one, which it must have had unless it was
     refused for lacking one. The AMQP message_id is the stored Header/MessageId, as the contract asks, except for
     a message refused for a different one; content_type is not stored: a message refused for it gets a value that
-    is refused again, every other message none (absent is accepted)."""
+    is refused again, every other message none (absent is accepted); one refused because its expiration lapsed
+    lapses again."""
     detail = data.get("detail")
     return Inbound(
         body=row.body,
@@ -309,6 +310,7 @@ def _as_received(row: Any, data: dict[str, Any]) -> Inbound:
         user_id=None if detail == NO_USER_ID else row.sender,
         message_id=str(uuid.uuid4()) if detail == MESSAGE_ID_DIFFERS else row.message_id,
         content_type="application/octet-stream" if detail == WRONG_CONTENT_TYPE else None,
+        lapsed=detail == LAPSED,
     )
 
 

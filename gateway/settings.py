@@ -50,6 +50,7 @@ class Settings:
     broker_connect_seconds: float = 60.0  # how long `serve` keeps trying to reach the broker at start
     queue_type: str = "classic"  # or "quorum"
     delivery_limit: int = 5
+    state_queue_limit: int = 10000  # requests waiting in one state's inbound queue; more are refused (basic.nack)
     relay_batch: int = 200
     inline_check_bytes: int = 65536  # larger messages are checked on a thread of their own, never on the event loop
     crypto_threads: int = 0  # threads for parsing and XML-DSig; 0: all on the event loop (fastest on 2 cores shared

@@ -5,6 +5,7 @@ The only module that imports aio-pika on the gateway's side.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
@@ -15,17 +16,24 @@ import aiormq
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, DeliveryError
+from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 from pamqp.commands import Basic
 
-from gateway.errors import TransientError
+from gateway.errors import ConfigurationError, TransientError
 from gateway.ports import GiveUp, Handler, Inbound, PublishFailed
 
 log = structlog.get_logger("tracegate.amqp")
 
 INBOUND_EXCHANGE = "itrace.inbound"
-INBOUND_QUEUE = "itrace.gateway.inbound"
+INBOUND_QUEUE = "itrace.gateway.inbound"  # earlier versions' one shared queue: drained on upgrade, never declared
 DEAD_LETTER_EXCHANGE = "itrace.dead-letter"
 DEAD_LETTER_QUEUE = "itrace.dead-letter"
+# Where the states' inbound queues dead-letter to, consumed by the gateway: a message whose AMQP expiration lapsed
+# before it was read is answered from here (refused STALE_MESSAGE), so its sender learns of it; anything else
+# (given up after repeated faults, over a quorum queue's delivery limit) is passed on to `itrace.dead-letter`, held
+# for the operator (`tracegate dead-letters`).
+TRIAGE_EXCHANGE = "itrace.gateway.dead-letter"
+TRIAGE_QUEUE = "itrace.gateway.dead-letter"
 Properties = Basic.Properties
 PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 # Set by `tracegate dead-letters retry` on the copy it publishes as the gateway's own broker user: the broker user
@@ -49,13 +57,24 @@ def original_user(user_id: str | None, headers: Mapping[str, Any] | None, own_us
     return named if isinstance(named, str) and named else None
 
 
+def state_queue(state: str) -> str:
+    """The gateway's inbound queue for one state's requests, bound to `itrace.inbound` with the state's code."""
+    return f"{INBOUND_QUEUE}.{state}"
+
+
 def outbound_queue(state: str) -> str:
     """The queue a state's NPC consumes (contract section 2)."""
     return f"itrace.outbound.{state}"
 
 
 class AmqpBroker:
-    """One robust connection, a confirming publisher channel and a consumer channel."""
+    """One robust connection, a confirming publisher channel and a consumer channel.
+
+    Each state's requests wait in a queue of their own (`state_queue`), consumed by a consumer of its own with
+    `prefetch` unacknowledged messages at most: a backlog in one state's queue holds at most `prefetch` of the
+    messages in flight, and another state's request is delivered beside them, not behind the backlog. In flight
+    in all: at most `prefetch` per consumer. `state_queue_limit` (0: none) caps each state's queue; a publish
+    beyond it is refused (a publisher using confirms gets basic.nack), other states' queues unaffected."""
 
     def __init__(
         self,
@@ -65,9 +84,11 @@ class AmqpBroker:
         queue_type: str = "classic",
         delivery_limit: int = 5,
         user_prefix: str = "npc-",
+        state_queue_limit: int = 10_000,
     ) -> None:
         self.url = url
         self.prefetch = prefetch
+        self.state_queue_limit = state_queue_limit
         self.queue_type = queue_type
         self.delivery_limit = delivery_limit
         self.user_prefix = user_prefix
@@ -75,9 +96,17 @@ class AmqpBroker:
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractRobustChannel | None = None
         self._consume_channel: AbstractRobustChannel | None = None
-        self._consumer_tag: str | None = None
-        self._queue: Any = None
+        self._consumer_tags: dict[str, str] = {}  # queue name -> consumer tag, while consuming
+        self._queues: dict[str, Any] = {}  # queue name -> the queue the gateway consumes
         self._on_message: Any = None
+        self._callbacks: dict[str, Any] = {}  # queue name -> its consumer, where not `_on_message`
+        # Backpressure: while this many publishes wait for their confirms, no new delivery is handled. Without it a
+        # flood from one state is consumed faster than its answers can be published, and every other state's
+        # answers wait behind that outbound backlog (measured: seconds) however fairly the inbound is served.
+        self.max_unconfirmed = 2 * prefetch
+        self._unconfirmed = 0
+        self._room = asyncio.Event()
+        self._room.set()
         self.on_state: Callable[[bool], None] = lambda up: None
 
     async def connect(self, timeout: float = 10.0) -> None:
@@ -92,7 +121,8 @@ class AmqpBroker:
         self._connection.reconnect_callbacks.add(lambda *_: self._state(up=True))
         self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._consume_channel = await self._connection.channel()
-        await self._consume_channel.set_qos(prefetch_count=self.prefetch)
+        # Per consumer (global_=False), for each consumer created after it: every state's queue has its own window.
+        await self._consume_channel.set_qos(prefetch_count=self.prefetch, global_=False)
 
     def _state(self, *, up: bool) -> None:
         """Log and report a lost or restored broker connection (aio-pika reconnects by itself)."""
@@ -100,8 +130,11 @@ class AmqpBroker:
         self.on_state(up)
 
     def _queue_arguments(self) -> dict[str, Any]:
-        """Arguments of the gateway's inbound queue: dead-lettering, and quorum where configured."""
-        args: dict[str, Any] = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
+        """Arguments of the gateway's inbound queues: dead-lettering, quorum where configured, and the per-state
+        limit (a publish beyond it is refused: basic.nack to a publisher using confirms)."""
+        args: dict[str, Any] = {"x-dead-letter-exchange": TRIAGE_EXCHANGE}
+        if self.state_queue_limit > 0:
+            args.update({"x-max-length": self.state_queue_limit, "x-overflow": "reject-publish"})
         if self.queue_type == "quorum":
             args.update(
                 {
@@ -114,24 +147,68 @@ class AmqpBroker:
         return args
 
     async def declare_topology(self, states: Iterable[str], *, outbound: Iterable[str] | None = None) -> None:
-        """Declare, idempotently, the exchange, the gateway's queue bound per state, and each outbound queue.
+        """Declare, idempotently, the exchange, each state's inbound queue bound with its code, and each outbound
+        queue; unbind the states from an earlier version's shared queue, which is still consumed (not stranded).
 
         `outbound`: the queues the gateway publishes to (the routing table's, where a state's entry names a queue
         of its own); by default each state's `itrace.outbound.<CC>`. A queue the gateway publishes to but never
         declared would return every message sent to it (publishes are mandatory), and the relay would retry them
-        for ever."""
+        for ever. A queue that exists with other arguments (another limit, queue type) is a `ConfigurationError`."""
         channel = self._consume_channel
         assert channel is not None, "connect first"
         exchange = await channel.declare_exchange(INBOUND_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
         dlx = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
         dead = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": self.queue_type})
         await dead.bind(dlx)
-        self._queue = await channel.declare_queue(INBOUND_QUEUE, durable=True, arguments=self._queue_arguments())
+        triage_exchange = await channel.declare_exchange(TRIAGE_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
+        triage = await self._declare(
+            channel, TRIAGE_QUEUE, {"x-queue-type": self.queue_type, "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
+        )
+        await triage.bind(triage_exchange)
         states = list(states)
+        self._queues = {}
         for state in states:
-            await self._queue.bind(exchange, routing_key=state)
-        for queue in dict.fromkeys(outbound if outbound is not None else map(outbound_queue, states)):
-            await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": self.queue_type})
+            name = state_queue(state)
+            queue = await self._declare(channel, name, self._queue_arguments())
+            await queue.bind(exchange, routing_key=state)  # bound before the shared queue lets the key go
+            self._queues[name] = queue
+        legacy = await self._legacy_queue(states)
+        if legacy is not None:
+            self._queues[INBOUND_QUEUE] = legacy
+        self._queues[TRIAGE_QUEUE] = triage
+        for name in dict.fromkeys(outbound if outbound is not None else map(outbound_queue, states)):
+            await self._declare(channel, name, {"x-queue-type": self.queue_type})
+
+    async def _declare(self, channel: AbstractRobustChannel, name: str, arguments: dict[str, Any]) -> Any:
+        """Declare a durable queue; one that exists with other arguments is a `ConfigurationError` saying so."""
+        try:
+            return await channel.declare_queue(name, durable=True, arguments=arguments)
+        except ChannelPreconditionFailed as err:
+            wanted = ", ".join(f"{k}={v}" for k, v in sorted(arguments.items()))
+            raise ConfigurationError(
+                f"queue {name} exists with other arguments than this configuration gives it ({wanted}); the broker "
+                f"said: {err}. RabbitMQ cannot change a queue's arguments: set TRACEGATE_STATE_QUEUE_LIMIT and "
+                f"TRACEGATE_QUEUE_TYPE back to what the queue was declared with, or stop the gateway, let the queue "
+                f"drain and delete it (rabbitmqctl delete_queue {name} --if-empty), then start the gateway again"
+            ) from err
+
+    async def _legacy_queue(self, states: list[str]) -> Any:
+        """An earlier version's shared `itrace.gateway.inbound`, if it exists: unbind the states' keys from it (their
+        own queues are bound by now) and return it, to be consumed beside them until it is deleted."""
+        assert self._connection is not None and self._consume_channel is not None
+        probe = await self._connection.channel()  # a passive declare of a missing queue closes its channel
+        try:
+            await probe.declare_queue(INBOUND_QUEUE, passive=True)
+        except ChannelNotFoundEntity:
+            return None
+        finally:
+            with contextlib.suppress(AMQPError, RuntimeError):
+                await probe.close()
+        queue = await self._consume_channel.declare_queue(INBOUND_QUEUE, passive=True)
+        for state in states:
+            await queue.unbind(INBOUND_EXCHANGE, routing_key=state)
+        log.warning("draining an earlier version's shared inbound queue", queue=INBOUND_QUEUE)
+        return queue
 
     def _state_of(self, user_id: str | None) -> str | None:
         """The state a broker-validated user speaks for: `npc-ZA` is ZA (a user named by its code alone is too)."""
@@ -159,9 +236,11 @@ class AmqpBroker:
         A fault a retry may cure returns the message to the queue. Any other fault is retried up to
         `max_attempts` deliveries; then `give_up` tells the sender and the message goes to the dead-letter queue.
         """
-        assert self._queue is not None, "declare the topology first"
+        assert self._queues, "declare the topology first"
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
+        async def on_message(message: AbstractIncomingMessage, *, lapsed: bool = False) -> None:
+            if not self._room.is_set():  # the outbound side is behind: let the backlog wait in the state queues
+                await self._room.wait()
             inbound = Inbound(
                 body=message.body,
                 routing_key=message.routing_key or "",
@@ -170,6 +249,7 @@ class AmqpBroker:
                 content_type=message.content_type,
                 redelivered=bool(message.redelivered),
                 attempt=self._attempt(message),
+                lapsed=lapsed,
             )
             try:
                 await handler(inbound)
@@ -184,8 +264,26 @@ class AmqpBroker:
             # the ack, and the wait cost a turn of the loop per message (aio-pika's `ack` waits).
             await message.channel.basic_ack(cast(int, message.delivery_tag), wait=False)
 
-        self._consumer_tag = await self._queue.consume(on_message, no_ack=False)
+        async def on_dead_letter(message: AbstractIncomingMessage) -> None:
+            if self._lapsed(message):
+                await on_message(message, lapsed=True)
+            else:  # held for the operator in `itrace.dead-letter`, as the message's first death asked
+                await message.nack(requeue=False)
+
         self._on_message = on_message
+        self._callbacks = {TRIAGE_QUEUE: on_dead_letter}
+        await self.resume_consuming()
+
+    def _lapsed(self, message: AbstractIncomingMessage) -> bool:
+        """Whether a dead letter came from a state's inbound queue because its AMQP expiration lapsed there. The
+        broker puts the latest death first in `x-death`; a publisher can add entries of its own, but not one that
+        comes before the broker's."""
+        deaths: Any = (message.headers or {}).get("x-death") or []
+        if not deaths or not isinstance(deaths[0], Mapping):
+            return False
+        latest = deaths[0]
+        queue = latest.get("queue")
+        return latest.get("reason") == "expired" and queue in self._queues and queue != TRIAGE_QUEUE
 
     async def _failed(
         self, message: AbstractIncomingMessage, inbound: Inbound, err: Exception, give_up: GiveUp | None
@@ -205,15 +303,19 @@ class AmqpBroker:
 
     async def stop_consuming(self) -> None:
         """Stop taking new messages; those in flight finish."""
-        if self._queue is not None and self._consumer_tag is not None:
+        for name, tag in list(self._consumer_tags.items()):
             with contextlib.suppress(AMQPError, RuntimeError):
-                await self._queue.cancel(self._consumer_tag)
-            self._consumer_tag = None
+                await self._queues[name].cancel(tag)
+            del self._consumer_tags[name]
 
     async def resume_consuming(self) -> None:
-        """Take messages again after `stop_consuming`."""
-        if self._queue is not None and self._consumer_tag is None and self._on_message is not None:
-            self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
+        """Take messages again after `stop_consuming` (and at the start): one consumer per queue."""
+        if self._on_message is None:
+            return
+        for name, queue in self._queues.items():
+            if name not in self._consumer_tags:
+                callback = self._callbacks.get(name, self._on_message)
+                self._consumer_tags[name] = await queue.consume(callback, no_ack=False)
 
     @property
     def connected(self) -> bool:
@@ -237,6 +339,9 @@ class AmqpBroker:
             app_id="tracegate",
             delivery_mode=PERSISTENT,
         )
+        self._unconfirmed += 1
+        if self._unconfirmed >= self.max_unconfirmed:
+            self._room.clear()
         try:
             underlay = cast(aiormq.Channel, await channel.get_underlay_channel())  # the class that takes `wait`
             confirmation = await underlay.basic_publish(
@@ -246,6 +351,10 @@ class AmqpBroker:
             raise PublishFailed(f"{queue}: broker returned or refused the message") from err
         except (TimeoutError, AMQPError, OSError, RuntimeError) as err:
             raise PublishFailed(f"{queue}: {type(err).__name__}: {err}") from err
+        finally:
+            self._unconfirmed -= 1
+            if self._unconfirmed < self.max_unconfirmed:
+                self._room.set()
         if not isinstance(confirmation, Basic.Ack):
             raise PublishFailed(f"{queue}: broker did not confirm the message ({type(confirmation).__name__})")
 

@@ -9,7 +9,14 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from gateway.adapters.amqp import DEAD_LETTER_QUEUE, INBOUND_EXCHANGE, RETRIED_USER_HEADER, original_user, user_of
+from gateway.adapters.amqp import (
+    DEAD_LETTER_QUEUE,
+    INBOUND_EXCHANGE,
+    RETRIED_USER_HEADER,
+    TRIAGE_QUEUE,
+    original_user,
+    user_of,
+)
 
 
 @dataclass(frozen=True)
@@ -28,8 +35,10 @@ class DeadLetter:
 def _describe(message: AbstractIncomingMessage, own_user: str) -> DeadLetter:
     """What the broker says about why and how often the message died; `user_id` is the original sender's."""
     raw: Any = (message.headers or {}).get("x-death") or []
-    deaths: list[Any] = list(raw)
-    death: dict[str, Any] = dict(deaths[0]) if deaths else {}
+    deaths: list[Any] = [dict(d) for d in raw]
+    # The latest death first; passing through the gateway's triage queue is not why the message died.
+    first = [d for d in deaths if d.get("queue") != TRIAGE_QUEUE] or deaths
+    death: dict[str, Any] = first[0] if first else {}
     keys = death.get("routing-keys") or [message.routing_key or ""]
     when = death.get("time")
     return DeadLetter(

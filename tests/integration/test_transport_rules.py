@@ -4,6 +4,7 @@ goes to no one's queue (it is recorded, and logged for the operator)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from pathlib import Path
@@ -12,11 +13,12 @@ import aio_pika
 from sqlalchemy import select
 
 from gateway import samples
-from gateway.adapters.amqp import INBOUND_EXCHANGE
+from gateway.adapters.amqp import DEAD_LETTER_QUEUE, INBOUND_EXCHANGE, TRIAGE_QUEUE, AmqpBroker
 from gateway.adapters.npc import NationalSystem, header_message_id
 from gateway.app import Gateway
-from gateway.pipeline import MESSAGE_ID_DIFFERS, NO_USER_ID, WRONG_CONTENT_TYPE
+from gateway.pipeline import LAPSED, MESSAGE_ID_DIFFERS, NO_USER_ID, WRONG_CONTENT_TYPE
 from gateway.pki import DevPki
+from gateway.replay import replay
 from gateway.signatures import Signer
 from gateway.store import inbound
 
@@ -97,3 +99,58 @@ async def test_a_message_without_user_id_is_answered_to_no_one(
     finally:
         await mz.close()
         await gateway.stop()
+
+
+async def test_a_message_whose_expiration_lapsed_in_the_queue_is_answered_stale(
+    pki: DevPki, routing_table: Path, fresh_amqp_url: str, tmp_path: Path
+) -> None:
+    """ZA publishes one request with a 100 ms AMQP expiration and one without while the gateway is down; the first
+    lapses in ZA's queue. Started, the gateway answers it STALE_MESSAGE with the reason (nothing lost in silence)
+    and handles the other as usual; the message died of its expiration, so none is held in itrace.dead-letter,
+    and replaying the audit log reproduces the refusal."""
+    settings = dataclasses.replace(
+        settings_for(pki, routing_table, f"sqlite+aiosqlite:///{tmp_path / 'g.db'}", None),
+        broker_url=fresh_amqp_url,
+        require_user_id=False,
+    )
+    declare = AmqpBroker(fresh_amqp_url)
+    await declare.connect()
+    await declare.declare_topology(["ZA", "MZ"])
+    await declare.close()
+    signer = Signer.from_files(pki.key_path("ZA"), pki.cert_path("ZA"))
+    lapsing = signer.sign(samples.trace_request("ZA", exports=TO_MZ))
+    kept = signer.sign(samples.trace_request("ZA", exports=TO_MZ))
+    for body, expiration in ((lapsing, 0.1), (kept, None)):
+        await _publish(
+            fresh_amqp_url,
+            body,
+            "ZA",
+            content_type="application/xml",
+            message_id=header_message_id(body),
+            expiration=expiration,
+        )
+    await asyncio.sleep(1.0)
+    gateway = Gateway(settings)
+    za = NationalSystem("ZA", fresh_amqp_url)
+    try:
+        await za.connect()
+        await gateway.start()
+        answers = await za.receive(2, timeout=20)
+        by_kind = {a.kind: a for a in answers}
+        assert sorted(by_kind) == ["Receipt", "Rejection"]
+        refusal = by_kind["Rejection"]
+        assert (refusal.find("Code"), refusal.find("Detail")) == ("STALE_MESSAGE", LAPSED)
+        assert refusal.find("RejectedMessageId") == header_message_id(lapsing)
+        assert by_kind["Receipt"].find("AcceptedMessageId") == header_message_id(kept)
+        assert (await replay(gateway.store, settings)).divergences == ()
+    finally:
+        await za.close()
+        await gateway.stop()
+    connection = await aio_pika.connect(fresh_amqp_url)
+    try:
+        channel = await connection.channel()
+        for name in (DEAD_LETTER_QUEUE, TRIAGE_QUEUE):
+            queue = await channel.declare_queue(name, passive=True)
+            assert queue.declaration_result.message_count == 0, name
+    finally:
+        await connection.close()
