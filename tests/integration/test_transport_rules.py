@@ -19,6 +19,7 @@ from gateway.app import Gateway
 from gateway.pipeline import LAPSED, MESSAGE_ID_DIFFERS, NO_USER_ID, WRONG_CONTENT_TYPE
 from gateway.pki import DevPki
 from gateway.replay import replay
+from gateway.settings import Settings
 from gateway.signatures import Signer
 from gateway.store import inbound
 
@@ -38,17 +39,22 @@ async def _publish(url: str, body: bytes, routing_key: str, **properties: object
         await connection.close()
 
 
+def _shared_user(pki: DevPki, routing_table: Path, url: str, tmp_path: Path) -> Settings:
+    """A gateway on `url`'s vhost and its own SQLite file, where the states share the vhost's one broker user."""
+    return dataclasses.replace(
+        settings_for(pki, routing_table, f"sqlite+aiosqlite:///{tmp_path / 'g.db'}", None),
+        broker_url=url,
+        require_user_id=False,
+    )
+
+
 async def test_content_type_and_message_id_are_held_to_the_contract(
     pki: DevPki, routing_table: Path, fresh_amqp_url: str, tmp_path: Path
 ) -> None:
     """text/plain: MALFORMED_XML; a message_id other than Header/MessageId: SCHEMA_INVALID; no content_type with
     the message_id in upper case, or both as the contract says: accepted. (aio-pika fills in a random message_id
     when none is given, which is then refused: a national system must set it.)"""
-    settings = dataclasses.replace(
-        settings_for(pki, routing_table, f"sqlite+aiosqlite:///{tmp_path / 'g.db'}", None),
-        broker_url=fresh_amqp_url,
-        require_user_id=False,  # the states share this vhost's one broker user
-    )
+    settings = _shared_user(pki, routing_table, fresh_amqp_url, tmp_path)
     gateway = Gateway(settings)
     await gateway.start()
     za = NationalSystem("ZA", fresh_amqp_url)
@@ -108,11 +114,7 @@ async def test_a_message_whose_expiration_lapsed_in_the_queue_is_answered_stale(
     lapses in ZA's queue. Started, the gateway answers it STALE_MESSAGE with the reason (nothing lost in silence)
     and handles the other as usual; the message died of its expiration, so none is held in itrace.dead-letter,
     and replaying the audit log reproduces the refusal."""
-    settings = dataclasses.replace(
-        settings_for(pki, routing_table, f"sqlite+aiosqlite:///{tmp_path / 'g.db'}", None),
-        broker_url=fresh_amqp_url,
-        require_user_id=False,
-    )
+    settings = _shared_user(pki, routing_table, fresh_amqp_url, tmp_path)
     declare = AmqpBroker(fresh_amqp_url)
     await declare.connect()
     await declare.declare_topology(["ZA", "MZ"])
