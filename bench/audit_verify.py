@@ -22,12 +22,12 @@ from typing import Any
 from cryptography import x509
 from sqlalchemy import insert, select
 
-from gateway import audit as rules
-from gateway.auditor import ChainCheck, records_in_order, verify_store
-from gateway.pki import issue_certificate
-from gateway.signatures import Signer
+from gateway.audit.verify import ChainCheck, records_in_order, verify_store
+from gateway.core import chain as rules
+from gateway.dev.pki import issue_certificate
 from gateway.store import Store, audit, audit_head, inbound, outbox
-from gateway.trust import TrustStore
+from gateway.xml.signatures import Signer
+from gateway.xml.trust import TrustStore
 
 
 def _signer() -> Signer:

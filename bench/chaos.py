@@ -31,9 +31,9 @@ from typing import Any
 import aio_pika
 from lxml import etree
 
-from gateway import samples
-from gateway.pki import DevPki, create_dev_pki
-from gateway.signatures import Signer
+from gateway.dev import samples
+from gateway.dev.pki import DevPki, create_dev_pki
+from gateway.xml.signatures import Signer
 
 STATES = ("AT", "BR", "KE", "MZ", "ZA")
 T = "{urn:itrace:1}"

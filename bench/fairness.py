@@ -24,8 +24,8 @@ from typing import Any
 import aio_pika
 
 from bench.throughput import PADDING, Env, Probe, _until_declared, make_env, percentile
-from gateway import samples
-from gateway.signatures import Signer
+from gateway.dev import samples
+from gateway.xml.signatures import Signer
 
 QUIET, FLOOD = "KE", "ZA"
 _ACCEPTED = re.compile(rb"<(?:[\w.-]+:)?AcceptedMessageId>([^<]+)</")

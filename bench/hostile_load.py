@@ -41,10 +41,10 @@ import aio_pika
 from lxml import etree
 
 from bench.throughput import PADDING, STATES, _ctl, _trace_of_delivery, _until_declared, cpu_seconds, percentile
-from gateway import samples
-from gateway.model import NS
-from gateway.pki import create_dev_pki
-from gateway.signatures import C14N_10, DS, EXC_C14N, Signer
+from gateway.core.model import NS
+from gateway.dev import samples
+from gateway.dev.pki import create_dev_pki
+from gateway.xml.signatures import C14N_10, DS, EXC_C14N, Signer
 
 NORMAL, DESTINATION, FLOODER = "ZA", "MZ", "KE"
 FLOOD_IN_FLIGHT = 4

@@ -14,7 +14,7 @@ from pathlib import Path
 import pycountry
 from sqlalchemy import insert, text
 
-from gateway.model import Confidentiality, ExportRecord, Header, ImportMark, TraceRequestInfo
+from gateway.core.model import Confidentiality, ExportRecord, Header, ImportMark, TraceRequestInfo
 from gateway.routing.rules import route
 from gateway.routing.table import parse_table
 from gateway.store import Store, deadlines

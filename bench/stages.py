@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.adapters.memory import MemoryBroker
 from gateway.app import build_pipeline, load_parts
-from gateway.outbox import OutboxRelay
-from gateway.pipeline import Pipeline
-from gateway.ports import Inbound
+from gateway.core.ports import Inbound
+from gateway.outbox.relay import OutboxRelay
+from gateway.pipeline.flow import Pipeline
 from gateway.settings import Settings
 from gateway.store import Store
 
@@ -24,18 +24,18 @@ if TYPE_CHECKING:
 
 # Stage → the (file suffix, function name) pairs whose cumulative times make up that stage's cost.
 STAGES: dict[str, tuple[tuple[str, str], ...]] = {
-    "parse": (("gateway/envelope.py", "open_envelope"),),
-    "xsd": (("gateway/schemas.py", "validate"),),
-    "verify": (("gateway/signatures.py", "verify"),),
-    "decide": (("gateway/pipeline.py", "_commit"),),
-    "sign": (("gateway/signatures.py", "sign"),),
+    "parse": (("gateway/xml/envelope.py", "open_envelope"),),
+    "xsd": (("gateway/xml/schemas.py", "validate"),),
+    "verify": (("gateway/xml/signatures.py", "verify"),),
+    "decide": (("gateway/core/decide.py", "decide"),),
+    "sign": (("gateway/xml/signatures.py", "sign"),),
     "store writes": (
         ("gateway/store/bulk.py", "insert"),
         ("gateway/store/bulk.py", "insert_returning_ids"),
         ("gateway/store/bulk.py", "update"),
-        ("gateway/audit.py", "chain"),
+        ("gateway/core/chain.py", "chain"),
     ),
-    "publish": (("gateway/outbox.py", "_publish"),),
+    "publish": (("gateway/outbox/relay.py", "_publish"),),
 }
 IN_FLIGHT = 16  # as the harness keeps at saturation: the committer batches them as it does under load
 

@@ -30,9 +30,9 @@ from typing import Any
 
 import aio_pika
 
-from gateway import samples
-from gateway.pki import DevPki, create_dev_pki
-from gateway.signatures import Signer
+from gateway.dev import samples
+from gateway.dev.pki import DevPki, create_dev_pki
+from gateway.xml.signatures import Signer
 
 STATES = ("AT", "BR", "KE", "MZ", "ZA")
 PADDING = "Recovered with others in a cache; markings recorded in the seizure report. " * 12

@@ -17,19 +17,19 @@ from sqlalchemy.exc import DBAPIError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from gateway.adapters.amqp import AmqpBroker
-from gateway.auditor import write_checkpoint
-from gateway.errors import ConfigurationError, TransientError
-from gateway.health import Health, serve_health
-from gateway.outbox import OutboxRelay
-from gateway.pipeline import Pipeline
-from gateway.ports import Inbound
+from gateway.adapters.health import Health, serve_health
+from gateway.audit.verify import write_checkpoint
+from gateway.core.errors import ConfigurationError, TransientError
+from gateway.core.ports import Inbound
+from gateway.outbox.relay import OutboxRelay
+from gateway.pipeline.flow import Pipeline
+from gateway.pipeline.scheduler import Scheduler
 from gateway.routing.table import RoutingTable, load_table
-from gateway.scheduler import Scheduler
-from gateway.schemas import SchemaSet
 from gateway.settings import Settings
-from gateway.signatures import Signer, check_libxml2_pairing
 from gateway.store import Store
-from gateway.trust import TrustStore, signing_certificate_findings, trust_files, validity
+from gateway.xml.schemas import SchemaSet
+from gateway.xml.signatures import Signer, check_libxml2_pairing
+from gateway.xml.trust import TrustStore, signing_certificate_findings, trust_files, validity
 
 log = structlog.get_logger("tracegate.app")
 
@@ -77,7 +77,7 @@ def build_pipeline(
         trust=parts.trust,
         signer=parts.signer,
         table=parts.table,
-        store=store,
+        units=store.unit_of_work,
         policy=settings.deadline_policy(),
         clock=clock,
         max_message_bytes=settings.max_message_bytes,
@@ -108,8 +108,8 @@ class Gateway:
             state_queue_limit=settings.state_queue_limit,
         )
         self.relay = OutboxRelay(self.store, self.broker, clock, batch=settings.relay_batch)
-        self.store.on_queued = self.relay.hand_over  # committed rows go to the relay without a read-back
         self.pipeline = build_pipeline(settings, self.parts, self.store, clock)
+        self.pipeline.hand_over = self.relay.hand_over  # committed rows go to the relay without a read-back
         self.crypto = (
             ThreadPoolExecutor(max_workers=settings.crypto_threads, thread_name_prefix="crypto")
             if settings.crypto_threads > 0
@@ -126,6 +126,7 @@ class Gateway:
             self.parts.table,
             clock,
             interval=settings.scheduler_interval_seconds,
+            hand_over=self.relay.hand_over,
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

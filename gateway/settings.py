@@ -14,8 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.deadlines import DeadlinePolicy
-from gateway.errors import ConfigurationError
+from gateway.core.deadlines import DeadlinePolicy
+from gateway.core.errors import ConfigurationError
 
 DEFAULT_CONFIG = Path("config/tracegate.toml")
 

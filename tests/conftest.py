@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.pki import DevPki, create_dev_pki
+from gateway.dev.pki import DevPki, create_dev_pki
 
 STATES = ("AT", "BR", "KE", "MZ", "ZA")
 ROUTING_TABLE = """

@@ -11,8 +11,8 @@ from lxml import etree
 from signxml.algorithms import SignatureConstructionMethod
 from signxml.signer import XMLSigner
 
-from gateway.pki import DevPki, issue_certificate, load_private_key
-from gateway.signatures import EXC_C14N, Signer
+from gateway.dev.pki import DevPki, issue_certificate, load_private_key
+from gateway.xml.signatures import EXC_C14N, Signer
 
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
 

@@ -20,9 +20,9 @@ from lxml import etree
 from signxml.algorithms import SignatureConstructionMethod
 from signxml.signer import XMLSigner
 
-from gateway.model import NS
-from gateway.pki import DevPki, PrivateKey, load_private_key
-from gateway.signatures import EXC_C14N, Signer
+from gateway.core.model import NS
+from gateway.dev.pki import DevPki, PrivateKey, load_private_key
+from gateway.xml.signatures import EXC_C14N, Signer
 from tests.forge import LegacySigner
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"

@@ -29,12 +29,12 @@ from cryptography.hazmat.primitives.asymmetric import dsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
-from gateway import samples
-from gateway.compose import stamp
-from gateway.model import NS
-from gateway.pipeline import Outcome
-from gateway.pki import DevPki
-from gateway.signatures import EXC_C14N, Signer
+from gateway.core.effects import Outcome
+from gateway.core.model import NS
+from gateway.dev import samples
+from gateway.dev.pki import DevPki
+from gateway.xml.compose import stamp
+from gateway.xml.signatures import EXC_C14N, Signer
 from tests import forge
 from tests import forge_more as fm
 

@@ -19,8 +19,8 @@ from aio_pika.exceptions import AMQPError, DeliveryError
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 from pamqp.commands import Basic
 
-from gateway.errors import ConfigurationError, TransientError
-from gateway.ports import GiveUp, Handler, Inbound, PublishFailed
+from gateway.core.errors import ConfigurationError, TransientError
+from gateway.core.ports import GiveUp, Handler, Inbound, PublishFailed
 
 log = structlog.get_logger("tracegate.amqp")
 

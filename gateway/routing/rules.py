@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.errors import ErrorCode, Refused
-from gateway.model import Route, Rule, TraceRequestInfo
+from gateway.core.errors import ErrorCode, Refused
+from gateway.core.model import Route, Rule, TraceRequestInfo
 from gateway.routing.table import RoutingTable
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pycountry
 
-from gateway.errors import ConfigurationError
+from gateway.core.errors import ConfigurationError
 
 
 class StateStatus(StrEnum):

@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway.model import Trace
-from gateway.store.core import Store, aware, select_traces
+from gateway.core.model import Trace
+from gateway.store.engine import Store
+from gateway.store.rows import aware
+from gateway.store.statements import select_traces
 from gateway.store.tables import deadlines, inbound, outbox
 
 

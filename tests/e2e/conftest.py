@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.adapters.npc import NationalSystem, Received
-from gateway.pki import DevPki
-from gateway.signatures import Signer
+from gateway.dev.npc import NationalSystem, Received
+from gateway.dev.pki import DevPki
+from gateway.xml.signatures import Signer
 
 STATES = ("AT", "BR", "KE", "MZ", "ZA")
 

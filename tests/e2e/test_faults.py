@@ -10,9 +10,9 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from gateway import samples
-from gateway.adapters.npc import NationalSystem, Received
-from gateway.pki import DevPki
+from gateway.dev import samples
+from gateway.dev.npc import NationalSystem, Received
+from gateway.dev.pki import DevPki
 
 from ..conftest import drop_schema
 from .conftest import STATES, Served, serve_env, signer

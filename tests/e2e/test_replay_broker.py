@@ -14,13 +14,13 @@ from typing import Any
 
 from lxml import etree
 
-from gateway import samples
-from gateway.adapters.npc import NationalSystem
-from gateway.pki import DevPki
-from gateway.replay import replay
+from gateway.audit.replay import replay
+from gateway.dev import samples
+from gateway.dev.npc import NationalSystem
+from gateway.dev.pki import DevPki
 from gateway.settings import load_settings
-from gateway.signatures import Signer
 from gateway.store import Store
+from gateway.xml.signatures import Signer
 
 from .conftest import STATES, Served, signer
 

@@ -6,10 +6,10 @@ import asyncio
 import signal
 from datetime import UTC, datetime, timedelta
 
-from gateway import samples
-from gateway.adapters.npc import NationalSystem
-from gateway.pki import DevPki, issue_certificate
-from gateway.signatures import Signer
+from gateway.dev import samples
+from gateway.dev.npc import NationalSystem
+from gateway.dev.pki import DevPki, issue_certificate
+from gateway.xml.signatures import Signer
 
 from .conftest import Served, answer, signer
 

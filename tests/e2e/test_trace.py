@@ -9,9 +9,9 @@ from pathlib import Path
 
 from lxml import etree
 
-from gateway import samples
-from gateway.adapters.npc import NationalSystem, Received
-from gateway.pki import DevPki
+from gateway.dev import samples
+from gateway.dev.npc import NationalSystem, Received
+from gateway.dev.pki import DevPki
 
 from .conftest import Served, serve_env, signer
 

@@ -13,15 +13,16 @@ from lxml import etree
 
 from gateway.adapters.memory import MemoryBroker
 from gateway.app import build_pipeline, load_parts
-from gateway.model import NS
-from gateway.outbox import OutboxRelay
-from gateway.pipeline import Outcome, Pipeline
-from gateway.pki import DevPki
-from gateway.ports import Inbound
-from gateway.scheduler import Scheduler
+from gateway.core.effects import Outcome
+from gateway.core.model import NS
+from gateway.core.ports import Inbound
+from gateway.dev.pki import DevPki
+from gateway.outbox.relay import OutboxRelay
+from gateway.pipeline.flow import Pipeline
+from gateway.pipeline.scheduler import Scheduler
 from gateway.settings import Settings
-from gateway.signatures import Signer
 from gateway.store import Store
+from gateway.xml.signatures import Signer
 
 T = f"{{{NS}}}"
 

@@ -9,11 +9,11 @@ import pytest
 from cryptography import x509
 from sqlalchemy import delete, insert, select, update
 
-from gateway import audit as rules
-from gateway import samples
-from gateway.auditor import Report, verify_store, write_checkpoint
+from gateway.audit.verify import Report, verify_store, write_checkpoint
+from gateway.core import chain as rules
+from gateway.dev import samples
 from gateway.store import audit, audit_head, inbound, traces
-from gateway.trust import TrustStore
+from gateway.xml.trust import TrustStore
 
 from .conftest import Switch
 

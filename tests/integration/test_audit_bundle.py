@@ -17,13 +17,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import update
 
-from gateway import audit as rules
-from gateway.auditor import Report, write_checkpoint
-from gateway.bundle import Selection, export_lines, verify_bundle, write_bundle
-from gateway.pki import issue_certificate
-from gateway.signatures import Signer
+from gateway.audit.export import Selection, export_lines, verify_bundle, write_bundle
+from gateway.audit.verify import Report, write_checkpoint
+from gateway.core import chain as rules
+from gateway.dev.pki import issue_certificate
 from gateway.store import inbound
-from gateway.trust import TrustStore
+from gateway.xml.signatures import Signer
+from gateway.xml.trust import TrustStore
 
 from .conftest import Switch
 from .test_audit import story

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from gateway import audit as rules
-from gateway import samples
+from gateway.core import chain as rules
+from gateway.dev import samples
 from gateway.store import audit, audit_head, inbound, outbox
 
 from .conftest import Switch

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from datetime import timedelta
 
-from gateway import samples
+from gateway.dev import samples
 
 from .conftest import Switch
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from lxml import etree
 
-from gateway import samples
-from gateway.errors import ErrorCode
+from gateway.core.errors import ErrorCode
+from gateway.dev import samples
 from gateway.store import deadlines, traces
 
 from .conftest import Got, Switch

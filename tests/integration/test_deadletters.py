@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway import samples
-from gateway.adapters.npc import NationalSystem
 from gateway.app import Gateway
-from gateway.pki import DevPki
-from gateway.ports import Inbound
-from gateway.signatures import Signer
+from gateway.core.ports import Inbound
+from gateway.dev import samples
+from gateway.dev.npc import NationalSystem
+from gateway.dev.pki import DevPki
+from gateway.xml.signatures import Signer
 
 from .conftest import settings_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway import samples
+from gateway.dev import samples
 
 from .conftest import Switch
 

@@ -14,7 +14,6 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import DeliveryError
 
-from gateway import samples
 from gateway.adapters.amqp import (
     DEAD_LETTER_EXCHANGE,
     INBOUND_EXCHANGE,
@@ -24,10 +23,11 @@ from gateway.adapters.amqp import (
     state_queue,
 )
 from gateway.app import Gateway
-from gateway.errors import ConfigurationError
-from gateway.pki import DevPki
+from gateway.core.errors import ConfigurationError
+from gateway.dev import samples
+from gateway.dev.pki import DevPki
 from gateway.settings import Settings
-from gateway.signatures import Signer
+from gateway.xml.signatures import Signer
 
 from .conftest import settings_for
 

@@ -22,12 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from gateway import samples
-from gateway.envelope import Envelope, open_envelope
-from gateway.errors import ErrorCode, Refused
-from gateway.model import NS
-from gateway.pki import DevPki
-from gateway.signatures import Signer
+from gateway.core.errors import ErrorCode, Refused
+from gateway.core.model import NS
+from gateway.dev import samples
+from gateway.dev.pki import DevPki
+from gateway.xml.envelope import Envelope, open_envelope
+from gateway.xml.signatures import Signer
 
 from .conftest import Switch
 

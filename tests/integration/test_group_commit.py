@@ -8,7 +8,7 @@ no other, and an audit chain that verifies and replays exactly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway import samples
-from gateway.pipeline import Outcome
-from gateway.ports import Inbound
-from gateway.replay import replay
-from gateway.store import Store, Transaction, deadlines
+from gateway.audit.replay import replay
+from gateway.core.decide import Decided, decide
+from gateway.core.effects import Outcome
+from gateway.core.ports import Inbound
+from gateway.core.snapshot import Arrival, Rules, Snapshot
+from gateway.dev import samples
+from gateway.store import deadlines
 
 from .conftest import Switch
 from .test_audit import verified
@@ -29,18 +31,18 @@ TO_MZ = [("ZA", "MZ", "2019-06-14")]
 
 
 @pytest.fixture
-def transactions(switch: Switch, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the store's write transactions (one entry per transaction)."""
+def transactions(switch: Switch) -> list[int]:
+    """Counts the committer's units of work, each one transaction (one entry per transaction)."""
     counted: list[int] = []
-    original = Store.transaction
+    units = switch.pipeline.units
 
     @asynccontextmanager
-    async def counting(self: Store) -> AsyncIterator[Transaction]:
+    async def counting() -> AsyncIterator[Any]:
         counted.append(1)
-        async with original(self) as tx:
-            yield tx
+        async with units() as uow:
+            yield uow
 
-    monkeypatch.setattr(Store, "transaction", counting)
+    switch.pipeline.units = counting
     return counted
 
 
@@ -104,19 +106,17 @@ async def test_a_later_message_of_a_batch_sees_what_an_earlier_one_did(switch: S
     assert any(r.status == "cancelled" and r.kind.startswith("acknowledgement") for r in rows)
 
 
-async def test_one_message_that_cannot_be_processed_holds_up_no_other(
-    switch: Switch, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_one_message_that_cannot_be_processed_holds_up_no_other(switch: Switch) -> None:
+    """A fault no retry cures, in deciding one message of a batch: that message fails, the rest commit."""
     poisoned = samples.trace_request("ZA", exports=TO_MZ, serial="POISON")
     healthy = [samples.trace_request("ZA", exports=TO_MZ) for _ in range(5)]
-    real: Callable[..., Awaitable[Any]] = switch.pipeline._commit  # type: ignore[assignment]
 
-    async def failing(tx: Transaction, checked: Any, envelope: Any, message: Inbound, *rest: Any) -> Outcome:
-        if b"POISON" in message.body:
+    def failing(snapshot: Snapshot, arrivals: Sequence[Arrival], rules: Rules) -> tuple[Decided, ...]:
+        if any(b"POISON" in a.body for a in arrivals):
             raise RuntimeError("a fault no retry cures")
-        return await real(tx, checked, envelope, message, *rest)  # type: ignore[no-any-return]
+        return decide(snapshot, arrivals, rules)
 
-    monkeypatch.setattr(switch.pipeline, "_commit", failing)
+    switch.pipeline.committer.decide = failing
     bodies = [("ZA", switch.sign("ZA", m)) for m in [healthy[0], healthy[1], poisoned, *healthy[2:]]]
     results = await asyncio.gather(
         *(switch.pipeline.handle(Inbound(body=b, routing_key=s, user_id=s)) for s, b in bodies), return_exceptions=True

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway import samples
-from gateway.pki import DevPki
+from gateway.dev import samples
+from gateway.dev.pki import DevPki
 from tests import forge
 
 from .conftest import Switch

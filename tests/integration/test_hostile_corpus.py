@@ -30,11 +30,11 @@ import pytest
 import pytest_asyncio
 from lxml import etree
 
-from gateway import samples
 from gateway.adapters.memory import MemoryBroker
-from gateway.errors import ErrorCode
-from gateway.pki import DevPki
-from gateway.signatures import Signer, verify
+from gateway.core.errors import ErrorCode
+from gateway.dev import samples
+from gateway.dev.pki import DevPki
+from gateway.xml.signatures import Signer, verify
 from tests.conftest import POSTGRES_URL
 from tests.hostile_corpus import HERE, RECIPES, Context, Entry, load_manifest, materialize, now_utc
 

@@ -11,10 +11,11 @@ from datetime import timedelta
 import pytest
 from lxml import etree
 
-from gateway import compose, samples
-from gateway.errors import ErrorCode, OutboundTooLarge
-from gateway.model import MAX_MESSAGE_BYTES, NS
-from gateway.outbox import seal
+from gateway.core.errors import ErrorCode, OutboundTooLarge
+from gateway.core.model import MAX_MESSAGE_BYTES, NS
+from gateway.dev import samples
+from gateway.outbox.seal import seal
+from gateway.xml import compose
 
 from .conftest import Switch
 

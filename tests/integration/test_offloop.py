@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from bench.hostile_load import flood_messages, large_forgery
-from gateway import samples
-from gateway.pipeline import Pipeline
-from gateway.ports import Inbound
+from gateway.core.ports import Inbound
+from gateway.dev import samples
+from gateway.pipeline.flow import Pipeline
 
 from .conftest import Switch
 

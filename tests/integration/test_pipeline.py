@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lxml import etree
 
-from gateway import samples
-from gateway.errors import ErrorCode
-from gateway.model import NS
-from gateway.ports import PublishFailed
-from gateway.signatures import verify
-from gateway.trust import TrustStore
+from gateway.core.errors import ErrorCode
+from gateway.core.model import NS
+from gateway.core.ports import PublishFailed
+from gateway.dev import samples
+from gateway.xml.signatures import verify
+from gateway.xml.trust import TrustStore
 
 from .conftest import Switch
 

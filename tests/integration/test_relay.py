@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
-import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncTransaction
 
-from gateway import samples
-from gateway.outbox import OutboxRelay
-from gateway.ports import Inbound
+from gateway.core.ports import Inbound
+from gateway.dev import samples
+from gateway.outbox.relay import OutboxRelay
 from gateway.store import outbox
 
 from .conftest import Switch
@@ -34,7 +35,7 @@ def _published(switch: Switch) -> Counter[str]:
 
 async def test_every_committed_row_is_published_exactly_once_and_marked_sent(switch: Switch) -> None:
     relay = OutboxRelay(switch.store, switch.broker, switch.clock, idle_poll=0.005, mark_delay=0.005)
-    switch.store.on_queued = relay.hand_over  # as `serve` wires it
+    switch.pipeline.hand_over = relay.hand_over  # as `serve` wires it
     running = asyncio.create_task(relay.run())
     try:
         for _ in range(6):  # rounds of concurrent messages, while the relay polls the database all the time
@@ -61,7 +62,7 @@ async def test_every_committed_row_is_published_exactly_once_and_marked_sent(swi
 
 async def test_rows_the_broker_refused_are_published_when_it_is_back(switch: Switch) -> None:
     relay = OutboxRelay(switch.store, switch.broker, switch.clock, idle_poll=0.05)
-    switch.store.on_queued = relay.hand_over
+    switch.pipeline.hand_over = relay.hand_over
     running = asyncio.create_task(relay.run())
     try:
         switch.broker.fail_publishing = True
@@ -78,30 +79,41 @@ async def test_rows_the_broker_refused_are_published_when_it_is_back(switch: Swi
         running.cancel()
 
 
-async def test_a_poll_while_a_commit_returns_leaves_its_rows_to_the_commit(
-    switch: Switch, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Rows are visible to other readers from the moment they commit, but the commit hands them to the relay only
-    when it returns to the event loop: a poll between the two must not publish them (the hand-over would then
+async def test_a_poll_while_a_commit_returns_leaves_its_rows_to_the_commit(switch: Switch) -> None:
+    """Rows are visible to other readers from the moment they commit, but the committer hands them to the relay
+    only when the unit of work returns: a poll between the two must not publish them (the hand-over would then
     publish them a second time)."""
     committed, release = asyncio.Event(), asyncio.Event()
-    real_exit = AsyncTransaction.__aexit__
+    units = switch.pipeline.units
 
-    async def held_exit(self: AsyncTransaction, *exc: object) -> None:
-        await real_exit(self, *exc)  # type: ignore[arg-type]
-        if exc[0] is None:
-            committed.set()  # durable and visible to a poll, not yet back in the store's transaction
+    class Held:
+        """The store's unit of work, held after its commit until `release`."""
+
+        def __init__(self, uow: Any) -> None:
+            self.uow = uow
+
+        async def load(self, wanted: Any) -> Any:
+            return await self.uow.load(wanted)
+
+        async def commit(self, effects: Any, **kw: Any) -> Any:
+            rows = await self.uow.commit(effects, **kw)
+            committed.set()  # durable and visible to a poll, not yet handed over
             await release.wait()
+            return rows
+
+    @asynccontextmanager
+    async def held() -> AsyncIterator[Held]:
+        async with units() as uow:
+            yield Held(uow)
 
     relay = OutboxRelay(switch.store, switch.broker, switch.clock)
-    switch.store.on_queued = relay.hand_over
-    monkeypatch.setattr(AsyncTransaction, "__aexit__", held_exit)
+    switch.pipeline.hand_over = relay.hand_over
+    switch.pipeline.units = held
     body = switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ))
     handling = asyncio.create_task(switch.pipeline.handle(Inbound(body=body, routing_key="ZA", user_id="ZA")))
     await asyncio.wait_for(committed.wait(), timeout=10)
-    monkeypatch.setattr(AsyncTransaction, "__aexit__", real_exit)
     assert len(await switch.store.fetch(select(outbox))) == 2  # committed: a poll reads them
-    assert await switch.store.unsent() == []  # but they are the committing transaction's to hand over
+    assert await switch.store.unsent() == []  # but they are the committing batch's to hand over
     release.set()
     await asyncio.wait_for(handling, timeout=10)
     await _until(lambda: sum(_published(switch).values()) == 2)

@@ -18,12 +18,12 @@ from typing import Any
 from lxml import etree
 from sqlalchemy import delete, select, update
 
-from gateway import audit as rules
-from gateway import samples
-from gateway.pipeline import NO_USER_ID
-from gateway.pki import DevPki
-from gateway.ports import Inbound
-from gateway.replay import Divergence, replay
+from gateway.audit.replay import Divergence, replay
+from gateway.core import chain as rules
+from gateway.core.ports import Inbound
+from gateway.dev import samples
+from gateway.dev.pki import DevPki
+from gateway.pipeline.checks import NO_USER_ID
 from gateway.store import Store, audit, inbound, metadata
 from tests import forge
 

@@ -8,11 +8,11 @@ import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway import samples
-from gateway.adapters.npc import NationalSystem
 from gateway.app import Gateway
-from gateway.pki import DevPki
-from gateway.signatures import Signer
+from gateway.dev import samples
+from gateway.dev.npc import NationalSystem
+from gateway.dev.pki import DevPki
+from gateway.xml.signatures import Signer
 from tests.forge import stranger
 
 from .conftest import settings_for

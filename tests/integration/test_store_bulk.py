@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
-from gateway.store import Store, core
+from gateway.store import Store, statements
 from gateway.store.tables import inbound, traces
 
 MOMENTS = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))
@@ -132,7 +132,7 @@ async def test_driver_reads_match_sqlalchemy_reads(
             await conn.execute(insert(inbound).values(**_inbound_row(key, moment, detail, body)))
     try:
         async with store.transaction() as tx:
-            fetched = await (await tx.writer()).fetch(core._Q_EARLIER, senders=["ZA", "KE"], keys=keys)
+            fetched = await (await tx.writer()).fetch(statements.Q_EARLIER, senders=["ZA", "KE"], keys=keys)
         expected = await store.fetch(select(inbound).where(inbound.c.dedup_key.in_(keys)).order_by(inbound.c.id))
         assert sorted((dict(f._mapping) for f in fetched), key=lambda m: m["id"]) == [
             dict(r._mapping) for r in expected

@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy import event
 
-from gateway import samples
 from gateway.adapters.memory import MemoryBroker
-from gateway.pki import DevPki
-from gateway.ports import Inbound
-from gateway.signatures import Signer
+from gateway.core.ports import Inbound
+from gateway.dev import samples
+from gateway.dev.pki import DevPki
+from gateway.xml.signatures import Signer
 
 from .conftest import Clock, _assemble, settings_for
 

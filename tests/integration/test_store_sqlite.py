@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
-from gateway.errors import TransientError
+from gateway.core.errors import TransientError
 from gateway.store import Store
 from gateway.store.inline import BUSY_TIMEOUT_MS
 

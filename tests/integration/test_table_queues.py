@@ -9,11 +9,11 @@ import aio_pika
 import pytest
 from aiormq.exceptions import ChannelNotFoundEntity
 
-from gateway import samples
-from gateway.adapters.npc import NationalSystem
 from gateway.app import Gateway
-from gateway.pki import DevPki
-from gateway.signatures import Signer
+from gateway.dev import samples
+from gateway.dev.npc import NationalSystem
+from gateway.dev.pki import DevPki
+from gateway.xml.signatures import Signer
 
 from .conftest import settings_for
 

@@ -28,7 +28,6 @@ from click.testing import CliRunner
 from lxml import etree
 from sqlalchemy import select
 
-from gateway import samples
 from gateway.adapters.amqp import (
     DEAD_LETTER_EXCHANGE,
     INBOUND_EXCHANGE,
@@ -37,16 +36,17 @@ from gateway.adapters.amqp import (
     AmqpBroker,
     outbound_queue,
 )
-from gateway.adapters.npc import header_message_id
+from gateway.adapters.broker_users import password_file, plan
 from gateway.app import Gateway
-from gateway.cli import cli
-from gateway.pki import DevPki
-from gateway.ports import Inbound
+from gateway.cli.main import cli
+from gateway.core.ports import Inbound
+from gateway.dev import samples
+from gateway.dev.npc import header_message_id
+from gateway.dev.pki import DevPki
 from gateway.routing.table import RoutingTable, load_table, parse_table
 from gateway.settings import Settings
-from gateway.signatures import Signer
 from gateway.store import inbound
-from gateway.topology import password_file, plan
+from gateway.xml.signatures import Signer
 
 AMQP_BASE = os.environ.get("TRACEGATE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
 TABLE = """

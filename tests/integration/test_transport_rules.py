@@ -12,16 +12,16 @@ from pathlib import Path
 import aio_pika
 from sqlalchemy import select
 
-from gateway import samples
 from gateway.adapters.amqp import DEAD_LETTER_QUEUE, INBOUND_EXCHANGE, TRIAGE_QUEUE, AmqpBroker
-from gateway.adapters.npc import NationalSystem, header_message_id
 from gateway.app import Gateway
-from gateway.pipeline import LAPSED, MESSAGE_ID_DIFFERS, NO_USER_ID, WRONG_CONTENT_TYPE
-from gateway.pki import DevPki
-from gateway.replay import replay
+from gateway.audit.replay import replay
+from gateway.dev import samples
+from gateway.dev.npc import NationalSystem, header_message_id
+from gateway.dev.pki import DevPki
+from gateway.pipeline.checks import LAPSED, MESSAGE_ID_DIFFERS, NO_USER_ID, WRONG_CONTENT_TYPE
 from gateway.settings import Settings
-from gateway.signatures import Signer
 from gateway.store import inbound
+from gateway.xml.signatures import Signer
 
 from .conftest import settings_for
 

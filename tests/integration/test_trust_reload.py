@@ -14,12 +14,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from gateway import samples
 from gateway.app import Gateway
-from gateway.pki import DevPki
-from gateway.ports import Inbound
-from gateway.signatures import Signer
-from gateway.trust import TrustStore
+from gateway.core.ports import Inbound
+from gateway.dev import samples
+from gateway.dev.pki import DevPki
+from gateway.xml.signatures import Signer
+from gateway.xml.trust import TrustStore
 
 from .conftest import Clock, settings_for
 

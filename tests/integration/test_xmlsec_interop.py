@@ -16,10 +16,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
-from gateway import samples
-from gateway.pki import DevPki, load_private_key
-from gateway.signatures import Signer, verify
-from gateway.trust import TrustStore
+from gateway.dev import samples
+from gateway.dev.pki import DevPki, load_private_key
+from gateway.xml.signatures import Signer, verify
+from gateway.xml.trust import TrustStore
 
 from .conftest import Switch
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography import x509
 
-from gateway.pki import KeyKind, PrivateKey, issue_certificate
+from gateway.dev.pki import KeyKind, PrivateKey, issue_certificate
 
 Issued = tuple[PrivateKey, x509.Certificate]
 

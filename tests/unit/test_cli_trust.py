@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from gateway.cli import cli
+from gateway.cli.main import cli
 from tests.unit.test_trust_profile import Issued, _crl, leaf, store_with
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway import lifecycle
-from gateway.deadlines import ACKNOWLEDGEMENT_NOTICES, ALL_NOTICES, DeadlinePolicy, NoticeKind, settled_by
-from gateway.errors import ErrorCode, Refused
-from gateway.lifecycle import apply, unknown_trace
-from gateway.model import Acknowledged, Acknowledgement, Confidentiality, Deadlines, Rule, Trace, TraceStatus
+from gateway.core import lifecycle
+from gateway.core.deadlines import ACKNOWLEDGEMENT_NOTICES, ALL_NOTICES, DeadlinePolicy, NoticeKind, settled_by
+from gateway.core.errors import ErrorCode, Refused
+from gateway.core.lifecycle import apply, unknown_trace
+from gateway.core.model import Acknowledged, Acknowledgement, Confidentiality, Deadlines, Rule, Trace, TraceStatus
 
 # Rows: message type. Columns: the trace's state, in this order:
 STATES = [

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import ConfigurationError, ErrorCode, Refused
-from gateway.model import Confidentiality, ExportRecord, Header, ImportMark, Rule, TraceRequestInfo
+from gateway.core.errors import ConfigurationError, ErrorCode, Refused
+from gateway.core.model import Confidentiality, ExportRecord, Header, ImportMark, Rule, TraceRequestInfo
 from gateway.routing.rules import explain, route
 from gateway.routing.table import load_table, parse_table
 

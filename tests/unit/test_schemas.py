@@ -23,8 +23,8 @@ from lxml import etree
 from signxml import methods
 from signxml.signer import XMLSigner
 
-from gateway.errors import ConfigurationError, ErrorCode, Refused
-from gateway.schemas import (
+from gateway.core.errors import ConfigurationError, ErrorCode, Refused
+from gateway.xml.schemas import (
     _PATTERN_WORDS,
     DETAIL_LIMIT,
     GATEWAY_MESSAGE_TYPES,

@@ -13,16 +13,16 @@ from lxml import etree
 from signxml.algorithms import SignatureConstructionMethod
 from signxml.signer import XMLSigner
 
-from gateway.errors import ConfigurationError, ErrorCode, Refused
-from gateway.pki import DevPki, PrivateKey, load_private_key
-from gateway.signatures import (
+from gateway.core.errors import ConfigurationError, ErrorCode, Refused
+from gateway.dev.pki import DevPki, PrivateKey, load_private_key
+from gateway.xml.signatures import (
     ALLOWED_DIGESTS,
     ALLOWED_SIGNATURE_METHODS,
     EXC_C14N,
     Signer,
     verify,
 )
-from gateway.trust import TrustStore
+from gateway.xml.trust import TrustStore
 
 EXAMPLE = Path(__file__).parents[1] / "data" / "examples" / "trace-request-firearm.xml"
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -341,7 +341,7 @@ def test_signer_names_a_missing_key_file(tmp_path: Path, pki: DevPki, rsa_state:
 def test_a_libxml2_mismatch_between_lxml_and_xmlsec_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     import xmlsec
 
-    from gateway.signatures import check_libxml2_pairing
+    from gateway.xml.signatures import check_libxml2_pairing
 
     check_libxml2_pairing()  # the versions installed together pair
     monkeypatch.setattr(xmlsec, "get_libxml_version", lambda: (1, 0, 0))

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from gateway.signatures import DS, ECDSA_SHA256, ECDSA_SHA384, RSA_SHA256, Signer
+from gateway.xml.signatures import DS, ECDSA_SHA256, ECDSA_SHA384, RSA_SHA256, Signer
 
 D = f"{{{DS}}}"
 NAMESPACES = ["urn:itrace:1", "urn:a", "http://example.org/b?x=1&y=2", ""]

@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway import trust as trust_module
-from gateway.errors import ConfigurationError, ErrorCode, Refused
-from gateway.pki import PrivateKey, create_dev_pki, issue_certificate, load_private_key
-from gateway.trust import StateTrust, TrustStore, profile_problem, signing_certificate_findings, validity
+from gateway.core.errors import ConfigurationError, ErrorCode, Refused
+from gateway.dev.pki import PrivateKey, create_dev_pki, issue_certificate, load_private_key
+from gateway.xml import trust as trust_module
+from gateway.xml.trust import StateTrust, TrustStore, profile_problem, signing_certificate_findings, validity
 from tests.unit.test_trust_profile import leaf, store_with
 
 PEM = serialization.Encoding.PEM

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.errors import ConfigurationError, ErrorCode, Refused
-from gateway.pki import PrivateKey
-from gateway.trust import TrustStore
+from gateway.core.errors import ConfigurationError, ErrorCode, Refused
+from gateway.dev.pki import PrivateKey
+from gateway.xml.trust import TrustStore
 
 PEM = serialization.Encoding.PEM
 Issued = tuple[PrivateKey, x509.Certificate]

@@ -1,0 +1,1 @@
+"""The auditor's side: signed checkpoints, verifying the chain against everything stored, export and replay."""

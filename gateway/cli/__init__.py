@@ -1,0 +1,1 @@
+"""The `tracegate` command, one module per command group (`main` assembles them)."""
