@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -31,6 +29,8 @@ from typing import Any
 import aio_pika
 from lxml import etree
 
+from bench.wire import publish, serve_env, start_serve, until_declared
+from gateway.core.wire_names import outbound_queue
 from gateway.dev import samples
 from gateway.dev.pki import DevPki, create_dev_pki
 from gateway.xml.signatures import Signer
@@ -91,10 +91,7 @@ class Gateway:
 
     def start(self) -> None:
         """Start serving (does not wait)."""
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
+        self.process = start_serve(self.env, self.log)
 
     def kill(self) -> None:
         """SIGKILL."""
@@ -117,7 +114,7 @@ async def _consume(state: str, url: str, tally: Tally, stop: asyncio.Event) -> N
     connection = await aio_pika.connect_robust(url)
     channel = await connection.channel()
     await channel.set_qos(prefetch_count=200)
-    queue = await channel.declare_queue(f"itrace.outbound.{state}", passive=True)
+    queue = await channel.declare_queue(outbound_queue(state), passive=True)
 
     async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         root = etree.fromstring(message.body)
@@ -158,17 +155,7 @@ async def _produce(url: str, pki: DevPki, count: int, tally: Tally) -> None:
             try:
                 if channel is None or channel.is_closed:
                     channel = await connection.channel(publisher_confirms=True)
-                exchange = await channel.get_exchange("itrace.inbound", ensure=False)
-                await exchange.publish(
-                    aio_pika.Message(
-                        body,
-                        message_id=message_id,
-                        content_type="application/xml",
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    ),
-                    routing_key=sender,
-                    timeout=10,
-                )
+                await publish(channel, sender, body, message_id, timeout=10)
                 break
             except Exception:  # broker restarting or connection dropped: publish the same bytes again
                 channel = None
@@ -206,29 +193,23 @@ async def run(
     url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     pki = create_dev_pki(tmp / "pki", tmp / "certs", STATES, now=datetime.now(UTC) - timedelta(days=1))
     (tmp / "routing.toml").write_text("".join(f"[states.{s}]\n" for s in STATES))
-    (tmp / "none.toml").write_text("[tracegate]\n")
-    env = {
-        **os.environ,
-        "TRACEGATE_CONFIG": str(tmp / "none.toml"),
-        "TRACEGATE_BROKER_URL": url,
-        "TRACEGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'chaos.db'}",
-        "TRACEGATE_ROUTING_TABLE": str(tmp / "routing.toml"),
-        "TRACEGATE_TRUST_DIR": str(pki.trust_dir),
-        "TRACEGATE_GATEWAY_KEY": str(pki.gateway_key_path),
-        "TRACEGATE_GATEWAY_CERT": str(pki.gateway_cert_path),
-        "TRACEGATE_QUEUE_TYPE": "quorum",
-        "TRACEGATE_REQUIRE_USER_ID": "false",  # the chaos run's national systems share the broker's guest user
-        "TRACEGATE_LOG_LEVEL": "warning",
-        "TRACEGATE_LOG_FORMAT": "json",
-        "TRACEGATE_BROKER_CONNECT_SECONDS": "120",
-    }
+    env = serve_env(
+        tmp,
+        url,
+        pki,
+        database_url=f"sqlite+aiosqlite:///{tmp / 'chaos.db'}",
+        queue_type="quorum",
+        log_level="warning",
+        log_format="json",
+        broker_connect_seconds="120",
+    )
     gateway = Gateway(env, tmp / "serve.log")
     gateway.start()
     tally = Tally()
     stop = asyncio.Event()
     started = time.monotonic()
     try:
-        await _wait_for_topology(url)
+        await until_declared(url, STATES[0], attempts=600)
         consumers = [asyncio.create_task(_consume(s, url, tally, stop)) for s in STATES]
         duration = max(5.0, messages / 150)
         chaos = asyncio.create_task(_chaos(gateway, kills, restarts, drops, duration))
@@ -251,22 +232,6 @@ async def run(
     }
     shutil.rmtree(tmp, ignore_errors=True)
     return figures
-
-
-async def _wait_for_topology(url: str) -> None:
-    """Wait until the gateway has declared its queues."""
-    for _ in range(600):
-        try:
-            connection = await aio_pika.connect(url)
-            try:
-                channel = await connection.channel()
-                await channel.declare_queue(f"itrace.outbound.{STATES[0]}", passive=True)
-                return
-            finally:
-                await connection.close()
-        except Exception:
-            await asyncio.sleep(0.2)
-    raise RuntimeError("the gateway never declared its topology")
 
 
 def report(figures: dict[str, Any]) -> None:

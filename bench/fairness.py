@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -23,7 +21,9 @@ from typing import Any
 
 import aio_pika
 
-from bench.throughput import PADDING, Env, Probe, _until_declared, make_env, percentile
+from bench.throughput import PADDING, Env, Probe, make_env, percentile
+from bench.wire import consume_outbound, serve_env, start_serve, until_declared
+from gateway.core.wire_names import outbound_queue
 from gateway.dev import samples
 from gateway.xml.signatures import Signer
 
@@ -64,47 +64,19 @@ class Listener(Probe):
         """Connect; consume only the quiet state's outbound queue."""
         self._connection = await aio_pika.connect(self.url)
         self._channel = await self._connection.channel(publisher_confirms=True)
-        consume = await self._connection.channel()
-        await consume.set_qos(prefetch_count=100)
-        queue = await consume.declare_queue(f"itrace.outbound.{QUIET}", durable=True, passive=True)
 
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            key = delivery_key(message)
-            if key and key in self.sent_at and key not in self.latency:
-                self.latency[key] = time.perf_counter() - self.sent_at[key]
-                self.arrived.setdefault(key, asyncio.Event()).set()
-            await message.ack()
-
-        await queue.consume(on_message)
+        await consume_outbound(self._connection, [QUIET], self.timing(delivery_key), prefetch=100)
 
     async def answered(self, state: str) -> int:
         """Messages waiting in a state's outbound queue (nothing reads the flood's: its Receipts so far)."""
-        queue = await self._channel.declare_queue(f"itrace.outbound.{state}", durable=True, passive=True)
+        queue = await self._channel.declare_queue(outbound_queue(state), durable=True, passive=True)
         return int(queue.declaration_result.message_count or 0)
 
 
 def _serve(env: Env) -> subprocess.Popen[bytes]:
     """`tracegate serve` on the environment's vhost, as the throughput harness starts it (SQLite)."""
-    (env.tmp / "none.toml").write_text("[tracegate]\n")
-    variables = {
-        **os.environ,
-        "TRACEGATE_CONFIG": str(env.tmp / "none.toml"),
-        "TRACEGATE_BROKER_URL": env.url,
-        "TRACEGATE_DATABASE_URL": f"sqlite+aiosqlite:///{env.tmp / 'fairness.db'}",
-        "TRACEGATE_ROUTING_TABLE": str(env.tmp / "routing.toml"),
-        "TRACEGATE_TRUST_DIR": str(env.pki.trust_dir),
-        "TRACEGATE_GATEWAY_KEY": str(env.pki.gateway_key_path),
-        "TRACEGATE_GATEWAY_CERT": str(env.pki.gateway_cert_path),
-        "TRACEGATE_LOG_LEVEL": os.environ.get("BENCH_SERVE_LOG", "warning"),
-        "TRACEGATE_REQUIRE_USER_ID": "false",  # the bench's states share the guest user
-    }
-    log = (env.tmp / "serve.log").open("wb")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve"], env=variables, stdout=log, stderr=subprocess.STDOUT
-        )
-    finally:
-        log.close()  # the child has its own descriptor
+    variables = serve_env(env.tmp, env.url, env.pki, database_url=f"sqlite+aiosqlite:///{env.tmp / 'fairness.db'}")
+    return start_serve(variables, env.tmp / "serve.log")
 
 
 async def _steady(probe: Probe, bodies: list[tuple[str, str, bytes]], rate: float) -> list[float]:
@@ -166,7 +138,7 @@ async def main(quiet: int = 60, flood: int = 3000, rate: float = 20.0) -> dict[s
         process = _serve(env)
         probe = Listener(env.url)
         try:
-            await _until_declared(env.url)
+            await until_declared(env.url)
             await probe.start()
             baseline = await _steady(probe, alone, rate)
             started = time.perf_counter()

@@ -23,11 +23,9 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import os
 import random
 import re
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -40,7 +38,8 @@ from typing import Any
 import aio_pika
 from lxml import etree
 
-from bench.throughput import PADDING, STATES, _ctl, _trace_of_delivery, _until_declared, cpu_seconds, percentile
+from bench.throughput import PADDING, STATES, _ctl, _trace_of_delivery, cpu_seconds, percentile
+from bench.wire import consume_outbound, publish, serve_env, start_serve, until_declared
 from gateway.core.model import NS
 from gateway.dev import samples
 from gateway.dev.pki import create_dev_pki
@@ -143,11 +142,9 @@ class Harness:
         """Connect; consume each state's outbound queue."""
         self._connection = await aio_pika.connect(self.url)
         self._channel = await self._connection.channel(publisher_confirms=True)
-        consume = await self._connection.channel()
-        await consume.set_qos(prefetch_count=500)
-        for state in STATES:
-            queue = await consume.declare_queue(f"itrace.outbound.{state}", durable=True, passive=True)
-            await queue.consume(self._on_flooder if state == FLOODER else self._on_message)
+        await consume_outbound(
+            self._connection, STATES, lambda state: self._on_flooder if state == FLOODER else self._on_message
+        )
 
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         key = _trace_of_delivery(message)
@@ -168,18 +165,9 @@ class Harness:
 
     async def publish(self, sender: str, body: bytes, message_id: str, *, timed: bool = True) -> None:
         """Publish one message as `sender`, confirmed (the AMQP message_id is the Header's, as the contract says)."""
-        exchange = await self._channel.get_exchange("itrace.inbound", ensure=False)
         if timed:
             self.sent_at[message_id] = time.perf_counter()
-        await exchange.publish(
-            aio_pika.Message(
-                body,
-                message_id=message_id,
-                content_type="application/xml",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=sender,
-        )
+        await publish(self._channel, sender, body, message_id)
 
     async def until(self, done: Any, timeout: float) -> bool:
         """Wait until `done()` holds (re-checked after each answer), at most `timeout` seconds."""
@@ -264,26 +252,6 @@ async def _phase(
     }
 
 
-def _serve(tmp: Path, url: str, pki_trust: Path, key: Path, cert: Path) -> subprocess.Popen[bytes]:
-    """`tracegate serve` as bench/throughput.py starts it (SQLite; the shared guest user, so no user_id needed)."""
-    (tmp / "none.toml").write_text("[tracegate]\n")
-    variables = {
-        **os.environ,
-        "TRACEGATE_CONFIG": str(tmp / "none.toml"),
-        "TRACEGATE_BROKER_URL": url,
-        "TRACEGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'hostile.db'}",
-        "TRACEGATE_DATABASE_SCHEMA": "",
-        "TRACEGATE_ROUTING_TABLE": str(tmp / "routing.toml"),
-        "TRACEGATE_TRUST_DIR": str(pki_trust),
-        "TRACEGATE_GATEWAY_KEY": str(key),
-        "TRACEGATE_GATEWAY_CERT": str(cert),
-        "TRACEGATE_LOG_LEVEL": os.environ.get("BENCH_SERVE_LOG", "warning"),
-        "TRACEGATE_REQUIRE_USER_ID": "false",  # the bench's national systems share the broker's guest user
-    }
-    log = (tmp / "serve.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=variables, stdout=log, stderr=log)
-
-
 async def main(requests: int = 500, rate: float = 50.0, *, flood_first: bool = False) -> dict[str, Any]:
     """Both phases against one `tracegate serve`; prints the table and returns the figures. Repeated runs alternate
     which phase goes first (`flood_first`), as the machine's speed drifts."""
@@ -313,11 +281,12 @@ async def main(requests: int = 500, rate: float = 50.0, *, flood_first: bool = F
 
         flood = flood_messages(Signer.from_files(pki.key_path(FLOODER), pki.cert_path(FLOODER)))
         batches = {"baseline": normal_requests("A"), "flood": normal_requests("B")}
-        process = _serve(tmp, url, pki.trust_dir, pki.gateway_key_path, pki.gateway_cert_path)
+        variables = serve_env(tmp, url, pki, database_url=f"sqlite+aiosqlite:///{tmp / 'hostile.db'}")
+        process = start_serve(variables, tmp / "serve.log")
         harness = Harness(url)
         figures: dict[str, Any] = {}
         try:
-            await _until_declared(url)
+            await until_declared(url)
             await harness.start()
             await _phase(harness, normal_requests("W", 20), rate, None, process.pid)  # warm-up, not counted
             for phase in ("flood", "baseline") if flood_first else ("baseline", "flood"):

@@ -28,7 +28,7 @@ STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "xsd": (("gateway/xml/schemas.py", "validate"),),
     "verify": (("gateway/xml/signatures.py", "verify"),),
     "decide": (("gateway/core/decide.py", "decide"),),
-    "sign": (("gateway/xml/signatures.py", "sign"),),
+    "sign": (("gateway/xml/signing.py", "sign"),),
     "store writes": (
         ("gateway/store/bulk.py", "insert"),
         ("gateway/store/bulk.py", "insert_returning_ids"),

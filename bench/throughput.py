@@ -18,7 +18,6 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -30,6 +29,8 @@ from typing import Any
 
 import aio_pika
 
+from bench.wire import OnMessage, consume_outbound, publish, serve_env, start_serve, until_declared
+from gateway.core.wire_names import INBOUND_EXCHANGE, outbound_queue
 from gateway.dev import samples
 from gateway.dev.pki import DevPki, create_dev_pki
 from gateway.xml.signatures import Signer
@@ -126,11 +127,13 @@ class Probe:
         """Connect and consume every outbound queue (receipts are drained, deliveries timed)."""
         self._connection = await aio_pika.connect(self.url)
         self._channel = await self._connection.channel(publisher_confirms=True)
-        consume = await self._connection.channel()
-        await consume.set_qos(prefetch_count=500)
-        for state in STATES:
-            queue = await consume.declare_queue(f"itrace.outbound.{state}", durable=True, passive=True)
 
+        await consume_outbound(self._connection, STATES, self.timing(delivery_key))
+
+    def timing(self, delivery_key: Callable[[aio_pika.abc.AbstractIncomingMessage], str]) -> Callable[[str], OnMessage]:
+        """A consumer for each outbound queue: a Delivery (as `delivery_key` names it) is timed, all are acked."""
+
+        def timing(_state: str) -> OnMessage:
             async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
                 key = delivery_key(message)
                 if key and key in self.sent_at and key not in self.latency:
@@ -138,21 +141,14 @@ class Probe:
                     self.arrived.setdefault(key, asyncio.Event()).set()
                 await message.ack()
 
-            await queue.consume(on_message)
+            return on_message
+
+        return timing
 
     async def publish(self, sender: str, message_id: str, body: bytes) -> None:
         """Publish one request with a confirm."""
-        exchange = await self._channel.get_exchange("itrace.inbound", ensure=False)
         self.sent_at[message_id] = time.perf_counter()
-        await exchange.publish(
-            aio_pika.Message(
-                body,
-                message_id=message_id,
-                content_type="application/xml",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=sender,
-        )
+        await publish(self._channel, sender, body, message_id)
 
     async def close(self) -> None:
         """Close the connection."""
@@ -239,30 +235,12 @@ async def run_tracegate(env: Env, db: str, seconds: float, rate: float) -> dict[
         if db == "sqlite"
         else ("postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     )
-    (env.tmp / "none.toml").write_text("[tracegate]\n")
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    variables = {
-        **os.environ,
-        "TRACEGATE_CONFIG": str(env.tmp / "none.toml"),
-        "TRACEGATE_BROKER_URL": env.url,
-        "TRACEGATE_DATABASE_URL": url,
-        "TRACEGATE_DATABASE_SCHEMA": schema if db != "sqlite" else "",
-        "TRACEGATE_ROUTING_TABLE": str(env.tmp / "routing.toml"),
-        "TRACEGATE_TRUST_DIR": str(env.pki.trust_dir),
-        "TRACEGATE_GATEWAY_KEY": str(env.pki.gateway_key_path),
-        "TRACEGATE_GATEWAY_CERT": str(env.pki.gateway_cert_path),
-        "TRACEGATE_LOG_LEVEL": os.environ.get("BENCH_SERVE_LOG", "warning"),
-        # The bench's national systems share the broker's guest user; the figures are the switch's, not the
-        # per-state users' (whose cost is one property check per message).
-        "TRACEGATE_REQUIRE_USER_ID": "false",
-    }
-    log = (env.tmp / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve"], env=variables, stdout=log, stderr=subprocess.STDOUT
-    )
+    schema = f"bench_{uuid.uuid4().hex[:8]}" if db != "sqlite" else ""
+    log = env.tmp / "serve.log"
+    process = start_serve(serve_env(env.tmp, env.url, env.pki, database_url=url, schema=schema), log)
     probe = Probe(env.url)
     try:
-        await _until_declared(env.url)
+        await until_declared(env.url)
         await probe.start(_trace_of_delivery)
         half = len(env.bodies) // 2
         meter = CpuMeter(tracegate=process.pid, broker=broker_pid(), harness=os.getpid())
@@ -286,7 +264,6 @@ async def run_tracegate(env: Env, db: str, seconds: float, rate: float) -> dict[
         process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=60)
-        log.close()
 
 
 async def run_null_relay(env: Env, seconds: float, rate: float) -> dict[str, Any]:
@@ -295,11 +272,11 @@ async def run_null_relay(env: Env, seconds: float, rate: float) -> dict[str, Any
     connection = await aio_pika.connect(env.url)
     channel = await connection.channel()
     publish = await connection.channel(publisher_confirms=True)
-    exchange = await channel.declare_exchange("itrace.inbound", aio_pika.ExchangeType.DIRECT, durable=True)
+    exchange = await channel.declare_exchange(INBOUND_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
     inbound = await channel.declare_queue("itrace.gateway.inbound", durable=True)
     for state in STATES:
         await inbound.bind(exchange, routing_key=state)
-        await channel.declare_queue(f"itrace.outbound.{state}", durable=True)
+        await channel.declare_queue(outbound_queue(state), durable=True)
     await channel.set_qos(prefetch_count=32)
     from bench.stages import outbound_sizes
 
@@ -322,8 +299,8 @@ async def run_null_relay(env: Env, seconds: float, rate: float) -> dict[str, Any
             sized(message.body, receipt_size), type="Receipt", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
         )
         await asyncio.gather(
-            publish.default_exchange.publish(out, routing_key=f"itrace.outbound.{STATES[(sender + 1) % 5]}"),
-            publish.default_exchange.publish(receipt, routing_key=f"itrace.outbound.{message.routing_key}"),
+            publish.default_exchange.publish(out, routing_key=outbound_queue(STATES[(sender + 1) % 5])),
+            publish.default_exchange.publish(receipt, routing_key=outbound_queue(message.routing_key or "")),
         )
         await message.ack()
 
@@ -349,21 +326,6 @@ async def run_null_relay(env: Env, seconds: float, rate: float) -> dict[str, Any
     finally:
         await probe.close()
         await connection.close()
-
-
-async def _until_declared(url: str) -> None:
-    """Wait until `tracegate serve` has declared its queues."""
-    for _ in range(300):
-        with contextlib.suppress(Exception):
-            connection = await aio_pika.connect(url)
-            try:
-                channel = await connection.channel()
-                await channel.declare_queue("itrace.outbound.ZA", passive=True)
-                return
-            finally:
-                await connection.close()
-        await asyncio.sleep(0.2)
-    raise RuntimeError("tracegate serve did not declare its topology")
 
 
 async def profile_stages(env: Env, count: int = 300) -> dict[str, float]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy.exc import DBAPIError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from gateway.adapters.amqp import AmqpBroker
@@ -26,7 +25,7 @@ from gateway.pipeline.flow import Pipeline
 from gateway.pipeline.scheduler import Scheduler
 from gateway.routing.table import RoutingTable, load_table
 from gateway.settings import Settings
-from gateway.store import Store
+from gateway.store import DatabaseUnavailable, Store
 from gateway.xml.schemas import SchemaSet
 from gateway.xml.signatures import Signer, check_libxml2_pairing
 from gateway.xml.trust import TrustStore, signing_certificate_findings, trust_files, validity
@@ -159,7 +158,7 @@ class Gateway:
         async for attempt in AsyncRetrying(
             wait=wait_exponential(multiplier=0.5, max=5),
             stop=stop_after_delay(self.settings.broker_connect_seconds),
-            retry=retry_if_exception_type((OSError, TransientError, DBAPIError)),
+            retry=retry_if_exception_type((OSError, TransientError, DatabaseUnavailable)),
             reraise=True,
         ):
             with attempt:
@@ -184,7 +183,7 @@ class Gateway:
             "serving",
             states=len(self.parts.table.states),
             table=self.parts.table.version,
-            database=self.store.engine.dialect.name,
+            database=self.store.dialect,
         )
 
     async def _handle(self, message: Inbound) -> None:

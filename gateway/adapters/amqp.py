@@ -21,13 +21,25 @@ from pamqp.commands import Basic
 
 from gateway.core.errors import ConfigurationError, TransientError
 from gateway.core.ports import GiveUp, Handler, Inbound, PublishFailed
+from gateway.core.wire_names import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, INBOUND_EXCHANGE, outbound_queue
 
 log = structlog.get_logger("tracegate.amqp")
+__all__ = [  # the contract's names, as this module has always offered them, and its own
+    "DEAD_LETTER_EXCHANGE",
+    "DEAD_LETTER_QUEUE",
+    "INBOUND_EXCHANGE",
+    "INBOUND_QUEUE",
+    "RETRIED_USER_HEADER",
+    "TRIAGE_EXCHANGE",
+    "TRIAGE_QUEUE",
+    "AmqpBroker",
+    "original_user",
+    "outbound_queue",
+    "state_queue",
+    "user_of",
+]
 
-INBOUND_EXCHANGE = "itrace.inbound"
 INBOUND_QUEUE = "itrace.gateway.inbound"  # earlier versions' one shared queue: drained on upgrade, never declared
-DEAD_LETTER_EXCHANGE = "itrace.dead-letter"
-DEAD_LETTER_QUEUE = "itrace.dead-letter"
 # Where the states' inbound queues dead-letter to, consumed by the gateway: a message whose AMQP expiration lapsed
 # before it was read is answered from here (refused STALE_MESSAGE), so its sender learns of it; anything else
 # (given up after repeated faults, over a quorum queue's delivery limit) is passed on to `itrace.dead-letter`, held
@@ -60,11 +72,6 @@ def original_user(user_id: str | None, headers: Mapping[str, Any] | None, own_us
 def state_queue(state: str) -> str:
     """The gateway's inbound queue for one state's requests, bound to `itrace.inbound` with the state's code."""
     return f"{INBOUND_QUEUE}.{state}"
-
-
-def outbound_queue(state: str) -> str:
-    """The queue a state's NPC consumes (contract section 2)."""
-    return f"itrace.outbound.{state}"
 
 
 class AmqpBroker:

@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 from gateway.adapters.amqp import INBOUND_EXCHANGE
 from gateway.adapters.amqp import user_of as user_of  # re-exported: `tracegate topology` names the gateway user by it
 from gateway.core.errors import ConfigurationError
+from gateway.core.wire_names import OUTBOUND_PREFIX
 from gateway.routing.table import RoutingTable
 
 DEFAULT_PREFIX = "npc-"
@@ -101,7 +102,7 @@ def senders(table: RoutingTable) -> list[str]:
 
 def _gateway_patterns(table: RoutingTable) -> tuple[str, str, str]:
     """(configure, write, read) of the gateway's user; outbound queues outside `itrace.` are added by name."""
-    extra = sorted({e.queue for e in table.states.values() if not e.queue.startswith("itrace.")})
+    extra = sorted({e.queue for e in table.states.values() if not e.queue.startswith(OUTBOUND_PREFIX)})
     if not extra:
         return GATEWAY_CONFIGURE, GATEWAY_WRITE, GATEWAY_READ
     names = "|".join(re.escape(q) for q in extra)

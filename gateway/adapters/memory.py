@@ -19,9 +19,9 @@ import structlog
 
 from gateway.core.errors import TransientError
 from gateway.core.ports import GiveUp, Handler, Inbound, PublishFailed
+from gateway.core.wire_names import outbound_queue
 
 log = structlog.get_logger("tracegate.memory")
-DEAD_LETTER_QUEUE = "itrace.dead-letter"  # the AMQP adapter's name for the same queue
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class MemoryBroker:
 
     async def declare_topology(self, states: Iterable[str], *, outbound: Iterable[str] | None = None) -> None:
         """Declare the outbound queues (by default each state's `itrace.outbound.<CC>`)."""
-        self.declared.update(outbound if outbound is not None else (f"itrace.outbound.{s}" for s in states))
+        self.declared.update(outbound if outbound is not None else (outbound_queue(s) for s in states))
 
     async def consume(self, handler: Handler, give_up: GiveUp | None = None) -> None:
         """Remember the handler that `send` feeds, and who tells the sender of a message given up."""
@@ -94,6 +94,6 @@ class MemoryBroker:
 
     def take(self, state: str) -> list[Published]:
         """Everything queued for `state`, removing it."""
-        queue = f"itrace.outbound.{state}"
+        queue = outbound_queue(state)
         messages, self.queues[queue] = self.queues[queue], []
         return messages

@@ -21,12 +21,11 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import select
 
 from gateway.audit.verify import ChainCheck, Report, ordered, records_in_order
 from gateway.core import chain as rules
 from gateway.core.errors import GatewayError
-from gateway.store import Store, inbound, outbox, routing_tables
+from gateway.store import Store
 from gateway.xml.envelope import open_envelope
 from gateway.xml.signatures import verify
 from gateway.xml.trust import TrustStore
@@ -90,17 +89,15 @@ def _line(record: rules.Record) -> str:
 async def _body(store: Store, record: rules.Record) -> bytes | None:
     """The exact bytes a record's `body_sha256` stands for."""
     data = record.fields()
-    async with store.engine.connect() as conn:
+    async with store.reading() as reads:
         if record.type == rules.RecordType.MESSAGE_IN:
-            q = select(inbound.c.body).where(inbound.c.id == data["inbound_id"])
-        elif record.type == rules.RecordType.MESSAGE_OUT:
-            q = select(outbox.c.body).where(outbox.c.id == data["outbox_id"])
-        elif record.type == rules.RecordType.ROUTING_TABLE:
-            q = select(routing_tables.c.content).where(routing_tables.c.version == data["version"])
-        else:
-            return None
-        value = (await conn.execute(q)).scalar_one_or_none()
-    return value.encode() if isinstance(value, str) else value
+            return await reads.inbound_body(data["inbound_id"])
+        if record.type == rules.RecordType.MESSAGE_OUT:
+            return await reads.outbox_body(data["outbox_id"])
+        if record.type == rules.RecordType.ROUTING_TABLE:
+            content = await reads.table_content(data["version"])
+            return content.encode() if content is not None else None
+    return None
 
 
 async def write_bundle(

@@ -29,16 +29,14 @@ import hashlib
 import json
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
-
 from gateway.app import Parts, build_pipeline
+from gateway.audit.decisions import Facts, Recorded, differences, read_decision
 from gateway.core import chain as rules
 from gateway.core.effects import Outcome
 from gateway.core.errors import ConfigurationError
@@ -48,7 +46,7 @@ from gateway.pipeline.checks import LAPSED, MESSAGE_ID_DIFFERS, NO_USER_ID, WRON
 from gateway.pipeline.flow import Pipeline
 from gateway.routing.table import RoutingTable, parse_table
 from gateway.settings import Settings
-from gateway.store import Store, audit, inbound, routing_tables
+from gateway.store import DatabaseError, Store
 from gateway.xml.schemas import SchemaSet
 from gateway.xml.signatures import Signer
 from gateway.xml.trust import TrustStore
@@ -85,105 +83,10 @@ class ReplayReport:
         return not self.divergences
 
 
-@dataclass(frozen=True)
-class Facts:
-    """What one decision is compared on, read alike from the recorded chain and from the replay's."""
-
-    outcome: str | None
-    code: str | None = None
-    rule: str | None = None
-    trace_id: str | None = None
-    routed_to: tuple[str, ...] = ()  # recipients of the `Delivery` it caused
-    status: str | None = None  # the trace's status after it (None: no trace changed)
-    party: str | None = None  # the trace's requested party after it
-    answers: tuple[str, ...] = ()  # "Kind to XX" for every other message it caused
-
-
-_ASPECTS = (
-    ("rule", "rule"),
-    ("routed_to", "routed to"),
-    ("trace_id", "trace"),
-    ("status", "trace status after"),
-    ("party", "trace party"),
-    ("answers", "answered"),
-)
-
-
-def _show(value: object) -> str:
-    """A fact in words: `none` for nothing, lists comma-separated."""
-    if isinstance(value, tuple):
-        return ", ".join(value) or "none"
-    return "none" if value is None else str(value)
-
-
-def differences(recorded: Facts, replayed: Facts) -> list[str]:
-    """Each way the replayed decision differs from the recorded one, in words; empty when they agree."""
-    found = []
-    if (recorded.outcome, recorded.code) != (replayed.outcome, replayed.code):
-        decided = [" ".join(v for v in (f.outcome, f.code) if v) or "nothing" for f in (recorded, replayed)]
-        found.append(f"recorded {decided[0]}, replay {decided[1]}")
-    for name, label in _ASPECTS:
-        was, now = getattr(recorded, name), getattr(replayed, name)
-        if was != now:
-            found.append(f"{label}: recorded {_show(was)}, replay {_show(now)}")
-    return found
-
-
-def _fields(record: rules.Record) -> dict[str, Any]:
-    """A record's data; `{}` when it is not a JSON object (an edited record: its facts then all diverge)."""
-    try:
-        data = record.fields()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """One `message-in` record, its decoded data, and the facts of its transaction."""
-
-    head: rules.Record
-    data: dict[str, Any]
-    facts: Facts
-
-    @property
-    def inbound_id(self) -> int:
-        """The stored message's id (0 when the record does not name one)."""
-        value = self.data.get("inbound_id")
-        return value if isinstance(value, int) else 0
-
-
-def read_decision(records: Sequence[rules.Record]) -> Recorded | None:
-    """The first `message-in` among `records` with the `trace` record right after it and the messages it caused."""
-    index = next((i for i, r in enumerate(records) if r.type == _IN), None)
-    if index is None:
-        return None
-    head, after = records[index], records[index + 1 :]
-    data = _fields(head)
-    trace = _fields(after[0]) if after and after[0].type == _TRACE else {}
-    sent = [m for m in (_fields(r) for r in after if r.type == _OUT) if m.get("inbound_id") == data.get("inbound_id")]
-    facts = Facts(
-        outcome=data.get("outcome"),
-        code=data.get("code"),
-        rule=data.get("rule"),
-        trace_id=data.get("trace_id"),
-        routed_to=tuple(sorted(str(m.get("recipient")) for m in sent if m.get("kind") == "Delivery")),
-        status=trace.get("status"),
-        party=trace.get("party"),
-        answers=tuple(sorted(f"{m.get('kind')} to {m.get('recipient')}" for m in sent if m.get("kind") != "Delivery")),
-    )
-    return Recorded(head, data, facts)
-
-
-def _record(row: Any) -> rules.Record:
-    """A chain record from its row."""
-    return rules.Record(row.seq, row.at, row.type, row.trace_id, row.body_sha256, row.data, row.prev_hash, row.hash)
-
-
 def _require_file(source: Store) -> None:
     """A SQLite source must exist: connecting would create an empty file."""
-    database = source.engine.url.database
-    if source.is_sqlite and database and database != ":memory:" and not Path(database).exists():
+    database = source.sqlite_file
+    if database and not Path(database).exists():
         raise ConfigurationError(f"{database}: no such database")
 
 
@@ -191,34 +94,19 @@ async def _extent(source: Store) -> tuple[int, int]:
     """The chain's last seq now (the replay stops there) and how many messages it records up to it."""
     _require_file(source)
     try:
-        async with source.engine.connect() as conn:
-            upto = int((await conn.execute(select(func.max(audit.c.seq)))).scalar() or 0)
-            count = select(func.count()).select_from(audit).where(audit.c.type == _IN, audit.c.seq <= upto)
-            total = int((await conn.execute(count)).scalar_one())
-    except SQLAlchemyError as err:
-        where = source.engine.url.render_as_string(hide_password=True)
+        async with source.reading() as reads:
+            upto = await reads.last_seq()
+            total = await reads.count_records(_IN, upto=upto)
+    except DatabaseError as err:
+        where = source.where
         raise ConfigurationError(f"{where}: cannot read the audit trail ({type(err).__name__}: {err})") from err
     return upto, total
-
-
-async def _records(source: Store, upto: int) -> AsyncIterator[rules.Record]:
-    """The chain up to `upto`, in order, read in batches (one short read transaction each)."""
-    last = 0
-    while last < upto:
-        q = select(audit).where(audit.c.seq > last, audit.c.seq <= upto).order_by(audit.c.seq).limit(RECORD_BATCH)
-        async with source.engine.connect() as conn:
-            rows = (await conn.execute(q)).all()
-        if not rows:
-            return
-        for row in rows:
-            yield _record(row)
-        last = rows[-1].seq
 
 
 async def _transactions(source: Store, upto: int) -> AsyncIterator[Recorded]:
     """Each `message-in` record with the `trace` and `message-out` records that follow it."""
     group: list[rules.Record] = []
-    async for record in _records(source, upto):
+    async for record in source.chain_records(upto=upto, batch=RECORD_BATCH):
         if record.type == _IN or (group and record.type not in (_TRACE, _OUT)):
             found = read_decision(group)
             if found is not None:
@@ -233,12 +121,8 @@ async def _transactions(source: Store, upto: int) -> AsyncIterator[Recorded]:
 
 async def _messages(source: Store, chunk: list[Recorded]) -> list[tuple[Recorded, Any]]:
     """The chunk's records, each with its stored message row (None when the row is missing)."""
-    ids = [r.inbound_id for r in chunk]
-    q = select(inbound.c.id, inbound.c.sender, inbound.c.dedup_key, inbound.c.message_id, inbound.c.body).where(
-        inbound.c.id.in_(ids)
-    )
-    async with source.engine.connect() as conn:
-        rows = {row.id: row for row in (await conn.execute(q)).all()}
+    async with source.reading() as reads:
+        rows = await reads.inbound_by_id([r.inbound_id for r in chunk])
     return [(r, rows.get(r.inbound_id)) for r in chunk]
 
 
@@ -273,9 +157,8 @@ class _Tables:
 
     async def _load(self, version: str) -> RoutingTable | str:
         """Read and rebuild one version; it must hash to its own name."""
-        q = select(routing_tables.c.content).where(routing_tables.c.version == version)
-        async with self._source.engine.connect() as conn:
-            content = (await conn.execute(q)).scalar_one_or_none()
+        async with self._source.reading() as reads:
+            content = await reads.table_content(version)
         if content is None:
             return f"routing table {version} is not stored"
         try:
@@ -381,9 +264,8 @@ class _Replayer:
 
     async def _replayed(self, outcome: Outcome) -> Facts:
         """The facts of the decision just made, read from the sandbox's own audit chain."""
-        q = select(audit).where(audit.c.seq > self._seen).order_by(audit.c.seq)
-        async with self._sandbox.engine.connect() as conn:
-            records = [_record(row) for row in (await conn.execute(q)).all()]
+        async with self._sandbox.reading() as reads:
+            records = await reads.records(self._seen, 1_000_000)
         if records:
             self._seen = records[-1].seq
         found = read_decision(records)

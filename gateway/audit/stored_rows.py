@@ -12,14 +12,11 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from gateway.audit.deadline_rows import check_deadlines
 from gateway.audit.walk import ChainCheck, Vouch
 from gateway.core import chain as rules
 from gateway.core.errors import GatewayError
-from gateway.store import deadlines, inbound, outbox, routing_tables, traces
+from gateway.store.audit_reads import TRACE_STATE_COLUMNS, TRACE_TIME_COLUMNS, StoredRows
 from gateway.xml.envelope import open_envelope
 from gateway.xml.signatures import verify
 from gateway.xml.trust import TrustStore
@@ -40,7 +37,6 @@ _INBOUND = (
 _OUTBOX = ("message_id", "recipient", "kind", "inbound_id", "queue")
 _OPTIONAL = frozenset({"queue"})  # not held by records written before it was
 _ROW = {_IN: "inbound row", _OUT: "outbox row", _TABLE: "routing table"}
-_TRACE_COLUMNS: dict[str, Column[Any]] = {c.name: c for c in traces.c if c.name not in ("trace_id", "updated_at")}
 _ABSENT = object()
 
 
@@ -86,13 +82,13 @@ def _missing(check: ChainCheck, kind: str) -> list[str]:
 
 
 async def check_rows(
-    conn: AsyncConnection, check: ChainCheck, trust: TrustStore, signatures: bool
+    reads: StoredRows, check: ChainCheck, trust: TrustStore, signatures: bool
 ) -> tuple[int, int, list[str]]:
     """Every stored row against its record and every record against its row: (messages checked, signatures
     verified, problems)."""
     problems: list[str] = []
     verified = rows = 0
-    async for row in await conn.stream(select(inbound).order_by(inbound.c.id)):
+    async for row in reads.inbound():
         rows += 1
         digest = hashlib.sha256(row.body).hexdigest()
         vouch = check.vouched.pop((_IN, str(row.id)), None)
@@ -107,7 +103,7 @@ async def check_rows(
         if issue:
             problems.append(issue)
     problems += _missing(check, _IN)
-    async for row in await conn.stream(select(outbox).order_by(outbox.c.id)):
+    async for row in reads.outbox():
         rows += 1
         vouch = check.vouched.pop((_OUT, str(row.id)), None)
         issue = _compare(_OUT, str(row.id), vouch, {n: getattr(row, n) for n in _OUTBOX}, row.created_at)
@@ -120,10 +116,10 @@ async def check_rows(
         if issue:
             problems.append(issue)
     problems += _missing(check, _OUT)
-    problems += await _check_traces(conn, check)
-    planned = (await conn.execute(select(deadlines).order_by(deadlines.c.id))).all()
+    problems += await _check_traces(reads, check)
+    planned = await reads.deadlines()
     problems += check_deadlines(check.notices, check.partial_traces, planned)
-    for row in (await conn.execute(select(routing_tables))).all():
+    for row in await reads.routing_tables():
         vouch = check.vouched.pop((_TABLE, row.version), None)
         issue = _compare(_TABLE, row.version, vouch, {}, row.first_used_at)
         if (
@@ -140,22 +136,22 @@ async def check_rows(
     return rows, verified, problems
 
 
-async def _check_traces(conn: AsyncConnection, check: ChainCheck) -> list[str]:
+async def _check_traces(reads: StoredRows, check: ChainCheck) -> list[str]:
     """Each trace row against the last record of its trace, in every column that record holds; and each trace
     with records against its row."""
     problems = []
-    async for row in await conn.stream(select(traces).order_by(traces.c.trace_id)):
+    async for row in reads.traces():
         last = check.traces.pop(row.trace_id, None)
         if last is None:
             problems.append(f"trace {row.trace_id} has no audit record (inserted behind the gateway's back)")
             continue
         differs = [
             name
-            for name, column in _TRACE_COLUMNS.items()
+            for name in TRACE_STATE_COLUMNS
             if name in last.data
             and not (
                 _same_time(last.data[name], getattr(row, name))
-                if isinstance(column.type, DateTime)
+                if name in TRACE_TIME_COLUMNS
                 else last.data[name] == getattr(row, name)
             )
         ]

@@ -11,21 +11,18 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit.stored_rows import check_rows
 from gateway.audit.walk import ChainCheck
 from gateway.core import chain as rules
 from gateway.settings import Settings
-from gateway.store import Store, audit, audit_head
+from gateway.store import Store
 from gateway.xml.signatures import Signer
 from gateway.xml.trust import TrustStore
 
@@ -35,17 +32,11 @@ __all__ = [
     "dump",
     "ordered",
     "records_in_order",
-    "snapshot",
     "verify_store",
     "write_checkpoint",
 ]
 
 Progress = Callable[[int, int], None]
-
-
-def _record(row: Any) -> rules.Record:
-    """A chain record from its row."""
-    return rules.Record(row.seq, row.at, row.type, row.trace_id, row.body_sha256, row.data, row.prev_hash, row.hash)
 
 
 async def write_checkpoint(store: Store, signer: Signer, now: datetime) -> int | None:
@@ -92,44 +83,8 @@ class Report:
 
 async def records_in_order(store: Store, batch: int = 5000) -> AsyncIterator[rules.Record]:
     """The chain in order, read in batches (each in a short read of its own)."""
-    after = 0
-    while True:
-        async with store.engine.connect() as conn:
-            rows = await _batch(conn, after, batch)
-        if not rows:
-            return
-        for row in rows:
-            yield _record(row)
-        after = rows[-1].seq
-
-
-async def _batch(conn: AsyncConnection, after: int, batch: int) -> list[Any]:
-    """Up to `batch` records after record `after`."""
-    return list((await conn.execute(select(audit).where(audit.c.seq > after).order_by(audit.c.seq).limit(batch))).all())
-
-
-async def _chain(conn: AsyncConnection, batch: int = 5000) -> AsyncIterator[rules.Record]:
-    """The chain in order, read in batches on one connection (one snapshot)."""
-    after = 0
-    while rows := await _batch(conn, after, batch):
-        for row in rows:
-            yield _record(row)
-        after = rows[-1].seq
-
-
-@asynccontextmanager
-async def snapshot(store: Store) -> AsyncIterator[AsyncConnection]:
-    """One read transaction over everything `verify` reads: records and rows a gateway commits meanwhile are
-    neither half seen nor taken for tampering."""
-    async with store.engine.connect() as conn:
-        if store.is_sqlite:
-            await conn.exec_driver_sql("BEGIN")  # the driver begins only before a write: a read transaction by hand
-        else:
-            await conn.execution_options(isolation_level="REPEATABLE READ")
-        try:
-            yield conn
-        finally:
-            await conn.rollback()
+    async for record in store.chain_records(batch=batch):
+        yield record
 
 
 async def verify_store(
@@ -153,17 +108,17 @@ async def verify_store(
     slack = rules.checkpoint_slack(checkpoint_interval) if checkpoint_interval is not None else None
     check = ChainCheck(gateway_certs, slack=slack, accepted_gaps=frozenset(accepted_gaps), expect=dict(expect or {}))
     now = now or datetime.now(UTC)
-    async with snapshot(store) as conn:
-        total = int((await conn.execute(select(func.count()).select_from(audit))).scalar_one())
-        head = (await conn.execute(select(audit_head))).first()
-        async for record in _chain(conn):
+    async with store.snapshot() as reads:
+        total = await reads.count_records()
+        head = await reads.head()
+        async for record in reads.chain():
             check.feed(record)
             if progress and check.count % 1000 == 0:
                 progress(check.count, total)
         check.finish(now)
         problems = [str(p) for p in check.problems]
         problems += _head_problems(head, check)
-        rows, verified, row_problems = await check_rows(conn, check, trust, signatures)
+        rows, verified, row_problems = await check_rows(reads, check, trust, signatures)
     problems += row_problems
     if progress:
         progress(total, total)

@@ -42,15 +42,6 @@ class Vouch(NamedTuple):
     data: dict[str, Any]
 
 
-def _fields(record: rules.Record) -> dict[str, Any]:
-    """A record's data; `{}` when it is not a JSON object (an edited record, named by its hash)."""
-    try:
-        data = record.fields()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 @dataclass
 class ChainCheck:
     """Walks records in order: links, checkpoints and their cadence, and an index of what each record vouches for.
@@ -103,7 +94,7 @@ class ChainCheck:
                     "the chain was rewritten at or before this record",
                 )
             )
-        data = _fields(record)
+        data = record.fields_or_empty()
         if record.type == rules.RecordType.CHECKPOINT:
             self._checkpoint(record, data)
             return

@@ -1,4 +1,4 @@
-"""`tracegate topology`: print or apply the broker setup of one RabbitMQ user per state (see gateway.topology)."""
+"""`tracegate topology`: print or apply the broker setup of one RabbitMQ user per state (`adapters/broker_users`)."""
 
 from __future__ import annotations
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from gateway.core.deadlines import is_overdue
-from gateway.core.model import Trace
+from gateway.core.model import Trace, trace_fields
 from gateway.store.reads import Entry
 
 COLUMNS = (
@@ -38,28 +38,20 @@ COLUMNS = (
 
 
 def trace_record(trace: Trace, now: datetime) -> dict[str, Any]:
-    """A flat, JSON-ready record of a trace, with whether it is overdue now."""
-    r, ack = trace.restrictions, trace.acknowledged
-    return {
-        "trace_id": trace.trace_id,
-        "requester": trace.requester,
-        "party": trace.party,
-        "destination": trace.destination,
-        "rule": trace.rule.value,
-        "status": trace.status.value,
-        "acknowledge_by": trace.deadlines.acknowledge_by.isoformat(),
-        "respond_by": trace.deadlines.respond_by.isoformat(),
-        "overdue": is_overdue(trace.status.value, trace.deadlines, now),
-        "opened_at": trace.opened_at.isoformat(),
-        "updated_at": trace.updated_at.isoformat(),
-        "confidentiality_guaranteed": trace.confidentiality.guaranteed,
-        "restrictions": " ".join(r.codes) + (f" ({r.text})" if r and r.text else "") if r else "",
-        "delay_reason": trace.delay_reason or "",
-        "delay_expected_by": trace.delay_expected_by.isoformat() if trace.delay_expected_by else "",
-        "acknowledged_at": ack.at.isoformat() if ack else "",
-        "acknowledgement": ack.how.value if ack else "",  # explicit | implied (by an answer sent first)
-        "acknowledged_by": ack.message_id if ack else "",
-    }
+    """A flat, JSON-ready record of a trace (the `COLUMNS`), with whether it is overdue now."""
+    values = trace_fields(trace)
+    r = trace.restrictions
+    values["restrictions"] = " ".join(r.codes) + (f" ({r.text})" if r.text else "") if r else ""
+    values["overdue"] = is_overdue(trace.status.value, trace.deadlines, now)
+    # explicit | implied (by an answer sent first); a missing value shows as ""
+    return {c: _plain(values[c]) for c in COLUMNS}
+
+
+def _plain(value: Any) -> Any:
+    """Times and dates as ISO text, absent values as ""."""
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def render_traces(records: list[dict[str, Any]], fmt: str) -> str:

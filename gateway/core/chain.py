@@ -71,6 +71,14 @@ class Record:
         decoded: dict[str, Any] = json.loads(self.data)
         return decoded
 
+    def fields_or_empty(self) -> dict[str, Any]:
+        """The record's data; `{}` when it is not a JSON object (an edited record: named by its hash elsewhere)."""
+        try:
+            data = self.fields()
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
 
 def record_hash(
     seq: int, at: str, type_: str, trace_id: str | None, body_sha256: str | None, data: str, prev_hash: str

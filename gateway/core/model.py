@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 GATEWAY = "GATEWAY"
 NS = "urn:itrace:1"
@@ -151,3 +152,31 @@ class Trace:
     def counterpart(self, state: str) -> str:
         """The other party of the trace, seen from `state`."""
         return self.party if state == self.requester else self.requester
+
+
+def trace_fields(trace: Trace) -> dict[str, Any]:
+    """A trace as a flat mapping of plain values, one per stored column (restrictions as the value object): what
+    the store writes and what administrators' views format."""
+    ack = trace.acknowledged
+    return {
+        "trace_id": trace.trace_id,
+        "requester": trace.requester,
+        "party": trace.party,
+        "destination": trace.destination,
+        "rule": trace.rule.value,
+        "table_version": trace.table_version,
+        "status": trace.status.value,
+        "acknowledge_by": trace.deadlines.acknowledge_by,
+        "respond_by": trace.deadlines.respond_by,
+        "opened_at": trace.opened_at,
+        "updated_at": trace.updated_at,
+        "confidentiality_guaranteed": trace.confidentiality.guaranteed,
+        "confidentiality_reason": trace.confidentiality.reason,
+        "restrictions": trace.restrictions,
+        "delay_reason": trace.delay_reason,
+        "delay_expected_by": trace.delay_expected_by,
+        "current_request_id": trace.current_request_id,
+        "acknowledged_at": ack.at if ack else None,
+        "acknowledged_by": ack.message_id if ack else None,
+        "acknowledgement": ack.how.value if ack else None,
+    }

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from lxml import etree
 
 from gateway.core.model import NS
-from gateway.xml.compose import stamp
+from gateway.xml.compose import message_root
 
 _T = f"{{{NS}}}"
 
@@ -31,14 +30,9 @@ def message(
     created_at: datetime | None = None,
 ) -> etree._Element:
     """A root element of `kind` with its `Header`."""
-    root = etree.Element(_T + kind, nsmap={"t": NS})
-    header = _sub(root, "Header")
-    _sub(header, "MessageId", message_id or str(uuid.uuid4()))
-    _sub(header, "CreatedAt", stamp(created_at or datetime.now(UTC)))
-    _sub(header, "Sender", sender)
-    if trace_id:
-        _sub(header, "TraceId", trace_id)
-    return root
+    return message_root(
+        kind, sender=sender, now=created_at or datetime.now(UTC), trace_id=trace_id, message_id=message_id
+    )
 
 
 def trace_request(

@@ -7,6 +7,7 @@ from lxml import etree
 from gateway.core.effects import OutboxMessage
 from gateway.core.errors import OutboundTooLarge
 from gateway.core.model import MAX_MESSAGE_BYTES, NS
+from gateway.core.wire_names import outbound_queue
 from gateway.routing.table import RoutingTable
 from gateway.xml.signatures import Signer
 
@@ -32,7 +33,7 @@ def seal(
     return OutboxMessage(
         message_id=next(header.iterchildren(f"{_T}MessageId")).text or "",
         recipient=recipient,
-        queue=entry.queue if entry else f"itrace.outbound.{recipient}",
+        queue=entry.queue if entry else outbound_queue(recipient),
         kind=kind,
         trace_id=next((e.text for e in header.iterchildren(f"{_T}TraceId")), None),
         body=body,

@@ -14,6 +14,7 @@ from typing import Any
 import pycountry
 
 from gateway.core.errors import ConfigurationError
+from gateway.core.wire_names import outbound_queue
 
 
 class StateStatus(StrEnum):
@@ -93,7 +94,7 @@ def _entry(code: str, raw: Any, where: str) -> StateEntry:
     country = pycountry.countries.get(alpha_2=code)
     name = str(raw.get("name") or getattr(country, "name", code))
     delegate = raw.get("delegate")
-    return StateEntry(code, name, status, str(raw.get("queue") or f"itrace.outbound.{code}"), delegate)
+    return StateEntry(code, name, status, str(raw.get("queue") or outbound_queue(code)), delegate)
 
 
 def _check_delegates(states: Mapping[str, StateEntry], where: str) -> None:

@@ -1,5 +1,6 @@
 """The durable store: the only package that speaks to the database (SQLAlchemy Core; SQLite or PostgreSQL)."""
 
+from sqlalchemy.exc import DBAPIError as DatabaseUnavailable
 from sqlalchemy.exc import SQLAlchemyError as DatabaseError
 
 from gateway.core.effects import Effects, InboundRecord, OutboxMessage
@@ -11,6 +12,7 @@ from gateway.store.unit_of_work import SqlUnitOfWork
 
 __all__ = [
     "DatabaseError",
+    "DatabaseUnavailable",
     "Effects",
     "InboundRecord",
     "OutboxMessage",

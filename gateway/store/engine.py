@@ -17,9 +17,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.core.chain import Record
 from gateway.core.effects import OutboxMessage
 from gateway.core.errors import TransientError
 from gateway.store import inline
+from gateway.store.audit_reads import StoredRows
 from gateway.store.rows import outbox_from_row
 from gateway.store.statements import MARK_SENT
 from gateway.store.tables import add_missing_columns, audit_head, metadata, outbox
@@ -202,6 +204,53 @@ class Store:
             return
         async with self._write_lock, self._faults(), self.engine.begin() as conn:
             await conn.execute(MARK_SENT, [{"b_id": i, "b_at": at} for i, at in marks.items()])
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[StoredRows]:
+        """One read transaction over everything read through it (the auditor's view)."""
+        async with self.engine.connect() as conn:
+            if self.is_sqlite:
+                await conn.exec_driver_sql("BEGIN")  # the driver begins only before a write: a read transaction by hand
+            else:
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+            try:
+                yield StoredRows(conn)
+            finally:
+                await conn.rollback()
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[StoredRows]:
+        """A short read on a connection of its own."""
+        async with self.engine.connect() as conn:
+            yield StoredRows(conn)
+
+    async def chain_records(self, *, upto: int | None = None, batch: int = 5000) -> AsyncIterator[Record]:
+        """The audit chain in order (up to record `upto`), read in batches, each in a short read of its own."""
+        after = 0
+        while upto is None or after < upto:
+            async with self.reading() as reads:
+                records = await reads.records(after, batch, upto=upto)
+            if not records:
+                return
+            for record in records:
+                yield record
+            after = records[-1].seq
+
+    @property
+    def where(self) -> str:
+        """The database, for messages (without its password)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return str(self.engine.dialect.name)
+
+    @property
+    def sqlite_file(self) -> str | None:
+        """The SQLite file, if this store is one (None for memory or PostgreSQL)."""
+        database = self.engine.url.database
+        return database if self.is_sqlite and database and database != ":memory:" else None
 
     async def fetch(self, query: Any) -> list[Row[Any]]:
         """Run a read-only query (administration and tests)."""

@@ -8,6 +8,10 @@ The commit is the exception: it waits for the disk (under a millisecond usually,
 then, longer when it checkpoints the write-ahead log), so it runs on a thread and the loop goes on meanwhile. The
 one wait that could be long, another process holding SQLite's write lock, is bounded by the connection's busy
 timeout (`BUSY_TIMEOUT_MS`); past it the write fails as a transient fault and the message is retried.
+
+This relies on aiosqlite's internals (`_execute`, `_running`, `_connection`, `_connector`, and the `_conn` the
+bulk writer reaches through), so `pyproject.toml` pins aiosqlite below its next minor version; the SQLite store
+tests (tests/integration/test_store_sqlite.py) are what a new version must pass before the bound moves.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from gateway.core.model import (
     Rule,
     Trace,
     TraceStatus,
+    trace_fields,
 )
 
 
@@ -65,30 +66,12 @@ def trace_from_row(row: Any) -> Trace:
 
 
 def trace_values(trace: Trace) -> dict[str, Any]:
-    """Column values of a `Trace`."""
-    r = trace.restrictions
-    return {
-        "trace_id": trace.trace_id,
-        "requester": trace.requester,
-        "party": trace.party,
-        "destination": trace.destination,
-        "rule": trace.rule.value,
-        "table_version": trace.table_version,
-        "status": trace.status.value,
-        "acknowledge_by": trace.deadlines.acknowledge_by,
-        "respond_by": trace.deadlines.respond_by,
-        "opened_at": trace.opened_at,
-        "updated_at": trace.updated_at,
-        "confidentiality_guaranteed": trace.confidentiality.guaranteed,
-        "confidentiality_reason": trace.confidentiality.reason,
-        "restrictions": json.dumps({"codes": list(r.codes), "text": r.text}) if r else None,
-        "delay_reason": trace.delay_reason,
-        "delay_expected_by": trace.delay_expected_by.isoformat() if trace.delay_expected_by else None,
-        "current_request_id": trace.current_request_id,
-        "acknowledged_at": trace.acknowledged.at if trace.acknowledged else None,
-        "acknowledged_by": trace.acknowledged.message_id if trace.acknowledged else None,
-        "acknowledgement": trace.acknowledged.how.value if trace.acknowledged else None,
-    }
+    """Column values of a `Trace`: restrictions as JSON, the expected date of a delay as ISO text."""
+    values = trace_fields(trace)
+    r, expected = trace.restrictions, trace.delay_expected_by
+    values["restrictions"] = json.dumps({"codes": list(r.codes), "text": r.text}) if r else None
+    values["delay_expected_by"] = expected.isoformat() if expected else None
+    return values
 
 
 def message_in(record: InboundRecord, inbound_id: int) -> audit_rules.Entry:

@@ -68,16 +68,23 @@ def _sub(parent: etree._Element, name: str, value: str | None = None, **attrs: s
     return child
 
 
-def _root(kind: str, now: datetime, trace_id: str | None, message_id: str | None = None) -> etree._Element:
-    """A root element with its `Header`."""
+def message_root(
+    kind: str, *, sender: str, now: datetime, trace_id: str | None = None, message_id: str | None = None
+) -> etree._Element:
+    """A contract message's root element with its `Header` (a fresh MessageId unless given)."""
     root = etree.Element(_T + kind, nsmap={"t": NS})
     header = _sub(root, "Header")
     _sub(header, "MessageId", message_id or new_message_id())
     _sub(header, "CreatedAt", stamp(now))
-    _sub(header, "Sender", GATEWAY)
+    _sub(header, "Sender", sender)
     if trace_id:
         _sub(header, "TraceId", trace_id)
     return root
+
+
+def _root(kind: str, now: datetime, trace_id: str | None, message_id: str | None = None) -> etree._Element:
+    """A root element of the gateway's with its `Header`."""
+    return message_root(kind, sender=GATEWAY, now=now, trace_id=trace_id, message_id=message_id)
 
 
 def _deadlines(parent: etree._Element, deadlines: Deadlines) -> None:

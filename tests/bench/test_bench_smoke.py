@@ -20,7 +20,7 @@ async def test_scale_benchmark_uses_the_index() -> None:
     figures = await scale_bench((10_000,))
     scan = figures["deadline_scan_ms_10000"]
     assert "USING INDEX ix_deadlines_pending" in scan["plan"]  # type: ignore[index]
-    assert set(figures["routing_us"]) == {"5_states", "249_states"}  # type: ignore[arg-type]
+    assert set(dict(figures["routing_us"])) == {"5_states", "249_states"}  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("tracegate_first", [False, True], ids=["null-relay-first", "tracegate-first"])

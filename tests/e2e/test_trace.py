@@ -6,6 +6,7 @@ import asyncio
 import base64
 import time
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -15,7 +16,7 @@ from gateway.dev.pki import DevPki
 
 from .conftest import Served, serve_env, signer
 
-REQUEST = {"exports": [("ZA", "MZ", "2019-06-14")]}
+REQUEST: dict[str, Any] = {"exports": [("ZA", "MZ", "2019-06-14")]}
 
 
 class Parties:
@@ -43,7 +44,7 @@ async def test_request_ack_return_resubmit_delay_restricted_partial(
 ) -> None:
     """The long road of 8.3: every step relayed to the other party, every sender told the new status."""
     p = Parties(npcs, pki)
-    receipt, delivery = await p.say("ZA", samples.trace_request("ZA", confidentiality_guaranteed=False, **REQUEST))  # type: ignore[arg-type]
+    receipt, delivery = await p.say("ZA", samples.trace_request("ZA", confidentiality_guaranteed=False, **REQUEST))
     trace = receipt.find("Header/TraceId") or ""
     assert (receipt.find("Status"), delivery.find("Route/Rule")) == ("delivered", "export-record")
     assert delivery.root.find("{urn:itrace:1}Confidentiality").get("guaranteed") == "false"  # type: ignore[union-attr]
@@ -54,7 +55,7 @@ async def test_request_ack_return_resubmit_delay_restricted_partial(
             "ZA",
             samples.trace_request("ZA", trace_id=trace, resubmits=trace, import_marks=[("MZ", 2015)], **REQUEST),
             "resubmitted",
-        ),  # type: ignore[arg-type]
+        ),
         ("MZ", samples.reply("Acknowledgement", "MZ", trace), "acknowledged"),
         (
             "MZ",
@@ -92,7 +93,7 @@ async def test_request_ack_return_resubmit_delay_restricted_partial(
 async def test_refusal_trace(npcs: dict[str, NationalSystem], pki: DevPki) -> None:
     """Acknowledged, then refused with its reason; the requester reads the reason in the relayed refusal."""
     p = Parties(npcs, pki)
-    receipt, _ = await p.say("ZA", samples.trace_request("ZA", **REQUEST))  # type: ignore[arg-type]
+    receipt, _ = await p.say("ZA", samples.trace_request("ZA", **REQUEST))
     trace = receipt.find("Header/TraceId") or ""
     await p.say("MZ", samples.reply("Acknowledgement", "MZ", trace))
     receipt, delivery = await p.say(
@@ -105,7 +106,7 @@ async def test_refusal_trace(npcs: dict[str, NationalSystem], pki: DevPki) -> No
 async def test_withdrawal_trace(npcs: dict[str, NationalSystem], pki: DevPki) -> None:
     """Withdrawn by the requester; the requested state is told; a late acknowledgement is refused."""
     p = Parties(npcs, pki)
-    receipt, _ = await p.say("ZA", samples.trace_request("ZA", **REQUEST))  # type: ignore[arg-type]
+    receipt, _ = await p.say("ZA", samples.trace_request("ZA", **REQUEST))
     trace = receipt.find("Header/TraceId") or ""
     receipt, delivery = await p.say("ZA", samples.reply("Withdrawal", "ZA", trace, Text="Case closed."))
     assert receipt.find("Status") == "withdrawn" and delivery.find("Route/To") == "MZ"
@@ -149,7 +150,7 @@ async def test_deadline_notices_survive_a_crash_and_downtime(
         for npc in (za, mz):
             await npc.connect(purge=True)
         opened = time.monotonic()
-        await za.send(signer(pki, "ZA").sign(samples.trace_request("ZA", **REQUEST)))  # type: ignore[arg-type]
+        await za.send(signer(pki, "ZA").sign(samples.trace_request("ZA", **REQUEST)))
         assert [m.kind for m in await za.receive(1)] == ["Receipt"]
         assert [m.kind for m in await mz.receive(1)] == ["Delivery"]
         reminder = await mz.receive(1, timeout=10)

@@ -60,7 +60,7 @@ async def test_export_by_trace_state_and_window(switch: Switch) -> None:
     trace = next(r["trace_id"] for r in everything if r["type"] == "trace")
     of_trace = await lines(switch, Selection(trace_id=str(trace)))
     assert of_trace and all(r["trace_id"] == trace for r in of_trace)
-    assert [r["seq"] for r in of_trace] == sorted(r["seq"] for r in of_trace)
+    assert [r["seq"] for r in of_trace] == sorted(int(str(r["seq"])) for r in of_trace)
     of_ke = await lines(switch, Selection(state="ke"))
     assert {r["data"]["sender"] for r in of_ke if r["type"] == "message-in"} == {"KE"}  # type: ignore[index]
     assert {r["data"]["recipient"] for r in of_ke if r["type"] == "message-out"} == {"KE"}  # type: ignore[index]

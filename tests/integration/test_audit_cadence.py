@@ -89,7 +89,7 @@ async def crash_and_restart(switch: Switch) -> int:
     switch.clock.advance(timedelta(hours=2))
     await switch.send("ZA", samples.message("StatusQuery", "ZA", created_at=switch.clock.now))
     await checkpoint(switch)
-    return max(r.seq for r in await records(switch) if r.type == "checkpoint")
+    return int(max(r.seq for r in await records(switch) if r.type == "checkpoint"))
 
 
 async def test_a_crash_leaves_a_late_checkpoint_that_is_named_and_can_be_accepted(switch: Switch) -> None:

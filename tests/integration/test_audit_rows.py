@@ -17,7 +17,7 @@ from .test_audit import execute, first_record_named, records, story, verified
 
 async def owner_of(switch: Switch, kind: str, key: str, value: object) -> int:
     """The record of `kind` whose data says `key` is `value`."""
-    return next(r.seq for r in await records(switch) if r.type == kind and json.loads(r.data).get(key) == value)
+    return int(next(r.seq for r in await records(switch) if r.type == kind and json.loads(r.data).get(key) == value))
 
 
 async def test_deleting_an_accepted_message_row_is_caught(switch: Switch) -> None:

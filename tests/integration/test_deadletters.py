@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from gateway.app import Gateway
+from gateway.core.effects import Outcome
 from gateway.core.ports import Inbound
 from gateway.dev import samples
 from gateway.dev.npc import NationalSystem
@@ -44,7 +45,7 @@ async def test_poison_message_is_retried_held_told_and_replayed(
     real_handle = gateway.pipeline.handle
     broken = True
 
-    async def flaky(message: Inbound) -> object:
+    async def flaky(message: Inbound) -> Outcome:
         """The pipeline with a fault that strikes one message until it is 'fixed'."""
         if broken and b"POISON" in message.body:
             attempts.append(message.attempt)

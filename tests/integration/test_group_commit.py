@@ -58,6 +58,7 @@ async def together(switch: Switch, bodies: list[tuple[str, bytes]]) -> list[Outc
 async def test_messages_arriving_together_share_a_transaction_and_keep_their_own_outcomes(
     switch: Switch, transactions: list[int]
 ) -> None:
+    """Fourteen messages at once: few transactions, each its own outcome, a repeat answered with the first bytes."""
     await _a_batch_of_fourteen(switch, transactions)
 
 
@@ -91,6 +92,7 @@ async def _a_batch_of_fourteen(switch: Switch, transactions: list[int]) -> None:
 
 
 async def test_a_later_message_of_a_batch_sees_what_an_earlier_one_did(switch: Switch) -> None:
+    """An acknowledgement in the same batch as its request settles the request's acknowledgement notices."""
     request = samples.trace_request("ZA", exports=TO_MZ)
     trace_id = request.findtext("{urn:itrace:1}Header/{urn:itrace:1}MessageId") or ""
     acknowledgement = samples.reply("Acknowledgement", "MZ", trace_id)

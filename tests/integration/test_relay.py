@@ -34,6 +34,7 @@ def _published(switch: Switch) -> Counter[str]:
 
 
 async def test_every_committed_row_is_published_exactly_once_and_marked_sent(switch: Switch) -> None:
+    """Rows handed over while the relay also polls are each published once and all end marked sent."""
     relay = OutboxRelay(switch.store, switch.broker, switch.clock, idle_poll=0.005, mark_delay=0.005)
     switch.pipeline.hand_over = relay.hand_over  # as `serve` wires it
     running = asyncio.create_task(relay.run())
@@ -61,6 +62,7 @@ async def test_every_committed_row_is_published_exactly_once_and_marked_sent(swi
 
 
 async def test_rows_the_broker_refused_are_published_when_it_is_back(switch: Switch) -> None:
+    """Rows the broker would not take stay unsent and go out once it takes them again."""
     relay = OutboxRelay(switch.store, switch.broker, switch.clock, idle_poll=0.05)
     switch.pipeline.hand_over = relay.hand_over
     running = asyncio.create_task(relay.run())

@@ -51,6 +51,7 @@ async def store(database_url: tuple[str, str | None]) -> Any:
 async def test_bulk_rows_read_back_as_sqlalchemy_writes_them(
     store: Store, moment: datetime, detail: str | None, body: bytes
 ) -> None:
+    """Rows the driver-level writer inserts read back exactly as SQLAlchemy's own inserts do."""
     async with store.transaction() as tx:
         ids = await (await tx.writer()).insert_returning_ids(
             inbound, [_inbound_row("bulk", moment, detail, body), _inbound_row("bulk-2", moment, detail, body)]
@@ -68,6 +69,7 @@ async def test_bulk_rows_read_back_as_sqlalchemy_writes_them(
 
 
 async def test_bulk_updates_and_booleans(store: Store) -> None:
+    """Driver-level updates, booleans and NULLs land as SQLAlchemy would write them."""
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     row = {
         "trace_id": "t-1",
@@ -103,6 +105,8 @@ async def test_bulk_updates_and_booleans(store: Store) -> None:
 
 
 async def test_bulk_writes_roll_back_with_the_transaction(store: Store) -> None:
+    """A driver-level write inside a failed transaction is rolled back with it."""
+
     async def write_then_fail() -> None:
         async with store.transaction() as tx:
             await (await tx.writer()).insert_returning_ids(

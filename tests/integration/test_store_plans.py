@@ -27,6 +27,7 @@ GROWING = ("inbound", "outbox", "traces", "deadlines", "audit")
 
 
 async def test_the_hot_path_reads_no_growing_table_whole(pki: DevPki, routing_table: Path, tmp_path: Path) -> None:
+    """SQLite's query planner serves every read of the hot path by an index."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'plans.db'}"
     signers = {s: Signer.from_files(pki.key_path(s), pki.cert_path(s)) for s in pki.states}
     switch = await _assemble(settings_for(pki, routing_table, url, None), MemoryBroker(), Clock(), signers)

@@ -19,6 +19,7 @@ from gateway.store.inline import BUSY_TIMEOUT_MS
 
 
 async def test_commits_are_synced_and_logged_ahead(tmp_path: Path) -> None:
+    """SQLite runs in WAL mode with every commit synced to disk (synchronous=FULL)."""
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")
     await store.start()
     try:
@@ -30,6 +31,7 @@ async def test_commits_are_synced_and_logged_ahead(tmp_path: Path) -> None:
 
 
 async def test_statements_run_on_the_loop_thread_and_the_commit_beside_it(tmp_path: Path) -> None:
+    """Statements run on the event loop's thread; only the commit goes to a thread of its own."""
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")
     await store.start()
     seen: list[tuple[int, str]] = []
@@ -55,6 +57,7 @@ async def test_statements_run_on_the_loop_thread_and_the_commit_beside_it(tmp_pa
 
 
 async def test_a_write_lock_held_by_another_process_fails_fast_as_transient(tmp_path: Path) -> None:
+    """Another process holding SQLite's write lock makes a write fail within the busy timeout, as a transient fault."""
     path = tmp_path / "g.db"
     store = Store(f"sqlite+aiosqlite:///{path}")
     await store.start()
@@ -74,6 +77,7 @@ async def test_a_write_lock_held_by_another_process_fails_fast_as_transient(tmp_
 
 
 async def test_serve_checkpoints_the_log_on_a_thread_and_never_in_a_commit(tmp_path: Path) -> None:
+    """With `checkpoint_every`, the write-ahead log is checkpointed beside the commits, never by one."""
     path = tmp_path / "g.db"
     store = Store(f"sqlite+aiosqlite:///{path}", checkpoint_every=0.05)  # as `serve` opens it (every second)
     await store.start()
@@ -97,6 +101,7 @@ async def test_serve_checkpoints_the_log_on_a_thread_and_never_in_a_commit(tmp_p
 
 
 async def test_other_stores_leave_checkpoints_to_sqlite(tmp_path: Path) -> None:
+    """Without `checkpoint_every`, SQLite checkpoints the log itself."""
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")  # the command-line tools' store
     await store.start()
     try:

@@ -39,6 +39,7 @@ from gateway.adapters.amqp import (
 from gateway.adapters.broker_users import password_file, plan
 from gateway.app import Gateway
 from gateway.cli.main import cli
+from gateway.core.effects import Outcome
 from gateway.core.ports import Inbound
 from gateway.dev import samples
 from gateway.dev.npc import header_message_id
@@ -478,7 +479,7 @@ async def test_a_retried_dead_letter_keeps_its_sender(setup: Setup, pki: DevPki,
     real_handle = gateway.pipeline.handle
     broken = True
 
-    async def flaky(message: Inbound) -> object:
+    async def flaky(message: Inbound) -> Outcome:
         """The pipeline with a fault that strikes one message until it is 'fixed'."""
         if broken and b"POISON" in message.body:
             raise RuntimeError("simulated defect")

@@ -234,7 +234,7 @@ def _committer(store: FakeStore, handed: list[OutboxMessage]) -> GroupCommitter:
 async def test_messages_submitted_together_share_one_unit_of_work_and_their_rows_are_handed_over() -> None:
     """Twelve requests at once: one load and one commit for all (after the first, which commits alone), every
     committed row handed to the relay once, each message its own outcome."""
-    store, handed = FakeStore(), []
+    store, handed = FakeStore(), list[OutboxMessage]()
     committer = _committer(store, handed)
     requests = [arrival(samples.trace_request("ZA", exports=TO_MZ)) for _ in range(12)]
     outcomes = await asyncio.gather(*(committer.submit(a) for a in requests))
@@ -246,7 +246,7 @@ async def test_messages_submitted_together_share_one_unit_of_work_and_their_rows
 
 async def test_a_repeat_in_the_same_batch_is_answered_with_the_first_answers_signed_bytes() -> None:
     """The copy's Receipt is the very row the first message's Receipt became."""
-    store, handed = FakeStore(), []
+    store, handed = FakeStore(), list[OutboxMessage]()
     committer = _committer(store, handed)
     request = arrival(samples.trace_request("ZA", exports=TO_MZ))
     first, again = await asyncio.gather(committer.submit(request), committer.submit(request))
@@ -257,7 +257,7 @@ async def test_a_repeat_in_the_same_batch_is_answered_with_the_first_answers_sig
 
 async def test_a_database_fault_fails_every_message_of_the_batch_for_a_retry() -> None:
     """TransientError reaches each waiting message; nothing was committed."""
-    store, handed = FakeStore(), []
+    store, handed = FakeStore(), list[OutboxMessage]()
     store.fail_with = TransientError("database unavailable")
     committer = _committer(store, handed)
     results = await asyncio.gather(
@@ -269,7 +269,7 @@ async def test_a_database_fault_fails_every_message_of_the_batch_for_a_retry() -
 
 async def test_any_other_fault_is_isolated_by_committing_one_by_one() -> None:
     """A decide that fails on one message: that message gets the fault, the others commit."""
-    store, handed = FakeStore(), []
+    store, handed = FakeStore(), list[OutboxMessage]()
     committer = _committer(store, handed)
 
     def failing(snapshot: Snapshot, arrivals: Sequence[Arrival], rules: Rules) -> tuple[Decided, ...]:

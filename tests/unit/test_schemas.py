@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -24,13 +22,10 @@ from signxml import methods
 from signxml.signer import XMLSigner
 
 from gateway.core.errors import ConfigurationError, ErrorCode, Refused
-from gateway.xml.schemas import (
-    _PATTERN_WORDS,
-    DETAIL_LIMIT,
-    GATEWAY_MESSAGE_TYPES,
-    NPC_MESSAGE_TYPES,
-    SchemaSet,
-)
+from gateway.xml.schema_faults import _PATTERN_WORDS, DETAIL_LIMIT
+from gateway.xml.schemas import GATEWAY_MESSAGE_TYPES, NPC_MESSAGE_TYPES, SchemaSet
+from tests.certs import certificate
+from tests.certs import name as x509_name
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
 XSD_DIR = Path(__file__).resolve().parents[2] / "schemas" / "xsd"
@@ -71,18 +66,7 @@ def schemas() -> SchemaSet:
 def signer_material() -> tuple[bytes, bytes]:
     """A throwaway EC P-256 key and a self-signed certificate for it, both PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ZA NPC test signer")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    cert = certificate(key, x509_name(COMMON_NAME="ZA NPC test signer"), now=dt.datetime.now(dt.UTC))
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

@@ -339,6 +339,7 @@ def test_signer_names_a_missing_key_file(tmp_path: Path, pki: DevPki, rsa_state:
 
 
 def test_a_libxml2_mismatch_between_lxml_and_xmlsec_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """lxml and xmlsec linked against different libxml2 versions stop the gateway at start, saying which."""
     import xmlsec
 
     from gateway.xml.signatures import check_libxml2_pairing

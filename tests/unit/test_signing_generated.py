@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import xmlsec
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
 from gateway.xml.signatures import DS, ECDSA_SHA256, ECDSA_SHA384, RSA_SHA256, Signer
+from tests.certs import certificate, name
 
 D = f"{{{DS}}}"
 NAMESPACES = ["urn:itrace:1", "urn:a", "http://example.org/b?x=1&y=2", ""]
@@ -38,19 +38,7 @@ NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,8}", fullmatch=True)
 
 def _signer(key: Any) -> Signer:
     """A signer with a self-signed certificate for `key`."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "signer under test")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return Signer.from_objects(key, certificate)
+    return Signer.from_objects(key, certificate(key, name(COMMON_NAME="signer under test"), now=datetime.now(UTC)))
 
 
 SIGNERS = {
@@ -185,7 +173,7 @@ def test_the_body_is_the_canonical_document_with_its_signature_before_the_root_e
 def test_a_namespace_name_with_an_ampersand_is_escaped_in_the_body() -> None:
     """libxml2's c14n writes namespace names unescaped; a name with '&' (valid in a URI) still reads back."""
     name = "http://example.org/b?x=1&y=2"
-    document = etree.Element(f"{{{name}}}A", nsmap={None: name})
+    document = etree.Element(f"{{{name}}}A", nsmap={None: name})  # type: ignore[dict-item]
     etree.SubElement(document, f"{{{name}}}B").text = "t"
     body = SIGNERS[RSA_SHA256].sign(document)
     signed = etree.fromstring(body)

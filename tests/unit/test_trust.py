@@ -11,12 +11,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway.core.errors import ConfigurationError, ErrorCode, Refused
 from gateway.dev.pki import PrivateKey, create_dev_pki, issue_certificate, load_private_key
 from gateway.xml import trust as trust_module
 from gateway.xml.trust import StateTrust, TrustStore, profile_problem, signing_certificate_findings, validity
+from tests.certs import certificate, name
 from tests.unit.test_trust_profile import leaf, store_with
 
 PEM = serialization.Encoding.PEM
@@ -182,16 +183,14 @@ def test_key_usage_without_digital_signature_is_untrusted(
 ) -> None:
     """A ZA certificate whose KeyUsage forbids digitalSignature cannot sign messages."""
     key, _ = issue("ZA")
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COUNTRY_NAME, "ZA")]))
-        .issuer_name(test_ca[1].subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(fixed_now - timedelta(days=1))
-        .not_valid_after(fixed_now + timedelta(days=1))
-        .add_extension(x509.KeyUsage(False, False, True, False, False, False, False, False, False), critical=True)
-        .sign(test_ca[0], hashes.SHA256())
+    usage = x509.KeyUsage(False, False, True, False, False, False, False, False, False)
+    cert = certificate(
+        key,
+        name(COUNTRY_NAME="ZA"),
+        now=fixed_now,
+        issuer=(test_ca[0], test_ca[1].subject),
+        days=1,
+        extensions=[(usage, True)],
     )
     refused = _refusal(TrustStore.load(store_dir), cert, "ZA", fixed_now)
     assert refused.code == ErrorCode.CERTIFICATE_UNTRUSTED
@@ -326,18 +325,9 @@ def test_dev_pki_keeps_existing_material_and_adds_new_states(tmp_path: Path, fix
 def _ca_with(critical: x509.ExtensionType, fixed_now: datetime) -> x509.Certificate:
     """A self-signed EC CA carrying `critical` as a critical extension."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "constrained CA")])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(fixed_now - timedelta(days=1))
-        .not_valid_after(fixed_now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(critical, critical=True)
-        .sign(key, hashes.SHA256())
+    constraints = x509.BasicConstraints(ca=True, path_length=None)
+    return certificate(
+        key, name(COMMON_NAME="constrained CA"), now=fixed_now, extensions=[(constraints, True), (critical, True)]
     )
 
 
@@ -398,17 +388,7 @@ def test_inventory_lists_cas_pinned_certificates_and_crls(
 def test_dsa_keys_are_refused_whatever_their_size(tmp_path: Path, fixed_now: datetime) -> None:
     """A pinned certificate with a 2048-bit DSA key is outside the profile."""
     key = dsa.generate_private_key(2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "ZA")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(fixed_now - timedelta(days=1))
-        .not_valid_after(fixed_now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    cert = certificate(key, name(COUNTRY_NAME="ZA"), now=fixed_now, serial=1)
     _write(tmp_path, "ZA", "npc.pem", cert.public_bytes(PEM))
     refused = _refusal(TrustStore.load(tmp_path), cert, "ZA", fixed_now)
     assert refused.code == ErrorCode.CERTIFICATE_UNTRUSTED and "DSA key" in refused.detail
@@ -450,17 +430,18 @@ def _duplicated_extension(issuer: x509.Name) -> bytes:
     """DER of a certificate from `issuer` carrying one extension twice (its signature broken by the edit)."""
     key = ec.generate_private_key(ec.SECP256R1())
     first, second = x509.ObjectIdentifier("1.2.3.4.5"), x509.ObjectIdentifier("1.2.3.4.6")
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "ZA")]))
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(datetime(2020, 1, 1))
-        .not_valid_after(datetime(2040, 1, 1))
-        .add_extension(x509.UnrecognizedExtension(first, b"\x05\x00"), critical=False)
-        .add_extension(x509.UnrecognizedExtension(second, b"\x05\x00"), critical=False)
-        .sign(key, hashes.SHA256())
+    cert = certificate(
+        key,
+        name(COUNTRY_NAME="ZA"),
+        now=datetime(2030, 1, 1),
+        issuer=(key, issuer),
+        serial=1,
+        not_before=datetime(2020, 1, 1),
+        not_after=datetime(2040, 1, 1),
+        extensions=[
+            (x509.UnrecognizedExtension(first, b"\x05\x00"), False),
+            (x509.UnrecognizedExtension(second, b"\x05\x00"), False),
+        ],
     )
     return cert.public_bytes(serialization.Encoding.DER).replace(
         b"\x06\x04\x2a\x03\x04\x06", b"\x06\x04\x2a\x03\x04\x05"

@@ -12,11 +12,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway.core.errors import ConfigurationError, ErrorCode, Refused
 from gateway.dev.pki import PrivateKey
 from gateway.xml.trust import TrustStore
+from tests.certs import Extension, certificate, name
 
 PEM = serialization.Encoding.PEM
 Issued = tuple[PrivateKey, x509.Certificate]
@@ -50,23 +51,18 @@ def leaf(
 ) -> Issued:
     """A ZA signing certificate from `ca` (or self-signed, to pin), with the key and extensions asked for."""
     key = key or ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "ZA"), x509.NameAttribute(NameOID.COMMON_NAME, "za")])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject if self_signed else ca[1].subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=signing, **USAGE), critical=True)
-    )
+    extensions: list[Extension] = [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.KeyUsage(digital_signature=signing, **USAGE), True),
+    ]
     if eku is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+        extensions.append((x509.ExtendedKeyUsage(eku), False))
     if extra is not None:
-        builder = builder.add_extension(extra, critical=critical_extra)
-    return key, builder.sign(key if self_signed else ca[0], hashes.SHA256())
+        extensions.append((extra, critical_extra))
+    issuer = None if self_signed else (ca[0], ca[1].subject)
+    return key, certificate(
+        key, name(COUNTRY_NAME="ZA", COMMON_NAME="za"), now=now, issuer=issuer, extensions=extensions
+    )
 
 
 def store_with(tmp_path: Path, ca: Issued, *pinned: x509.Certificate, crl: bytes | None = None) -> TrustStore:
@@ -147,18 +143,8 @@ def test_a_crl_past_its_next_update_fails_closed(tmp_path: Path, test_ca: Issued
 def test_a_weak_ca_is_a_configuration_error(tmp_path: Path, fixed_now: datetime) -> None:
     """A CA certificate with a 1024-bit RSA key is refused when the trust directory is read, naming the file."""
     key = weak_rsa()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(fixed_now - timedelta(days=1))
-        .not_valid_after(fixed_now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    constraints = x509.BasicConstraints(ca=True, path_length=None)
+    ca = certificate(key, name(COMMON_NAME="weak CA"), now=fixed_now, serial=1, extensions=[(constraints, True)])
     (tmp_path / "ZA").mkdir()
     (tmp_path / "ZA" / "ca.pem").write_bytes(ca.public_bytes(PEM))
     with pytest.raises(ConfigurationError, match=r"ca\.pem: a CA certificate that has a 1024-bit RSA key"):
