@@ -287,7 +287,7 @@ class Gateway:
             loop.add_signal_handler(sig, self.request_stop)
         await self.start()
         # What start loaded (schemas, keys, routing, the libraries' own state) lives as long as the process: the
-        # collector's full passes need not walk it again each time (they took 37 ms each, a latency spike).
+        # collector's full passes need not walk it again each time (each was a latency spike: docs/performance.md).
         gc.collect()
         gc.freeze()
         await self._stop.wait()

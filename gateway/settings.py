@@ -53,8 +53,7 @@ class Settings:
     state_queue_limit: int = 10000  # requests waiting in one state's inbound queue; more are refused (basic.nack)
     relay_batch: int = 200
     inline_check_bytes: int = 65536  # larger messages are checked on a thread of their own, never on the event loop
-    crypto_threads: int = 0  # threads for parsing and XML-DSig; 0: all on the event loop (fastest on 2 cores shared
-    # with the broker: measured, threads cost more in GIL hand-offs than they gain; see docs/architecture.md)
+    crypto_threads: int = 0  # threads for parsing and XML-DSig; 0: all on the event loop (docs/performance.md)
     log_level: str = "info"
     log_format: str = "console"  # or "json"
 

@@ -109,7 +109,7 @@ class AmqpBroker:
         self._callbacks: dict[str, Any] = {}  # queue name -> its consumer, where not `_on_message`
         # Backpressure: while this many publishes wait for their confirms, no new delivery is handled. Without it a
         # flood from one state is consumed faster than its answers can be published, and every other state's
-        # answers wait behind that outbound backlog (measured: seconds) however fairly the inbound is served.
+        # answers wait behind that outbound backlog however fairly the inbound is served (docs/performance.md).
         self.max_unconfirmed = 2 * prefetch
         self._unconfirmed = 0
         self._room = asyncio.Event()

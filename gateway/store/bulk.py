@@ -1,15 +1,15 @@
 """The batch writes and reads of the hot path, handed to the database driver directly.
 
 A group commit writes a few rows per message into half a dozen tables. Through SQLAlchemy's execution layer each
-row's parameters are processed in Python (bind processors, compiled-parameter construction): measured, about half a
-millisecond of CPU per message, several times what the database spends on the rows. Here the same rows go to the
-driver's own `executemany`, inside the same SQLAlchemy transaction and on the same connection: reads, schema, the
-transaction itself and every other statement stay with SQLAlchemy.
+row's parameters are processed in Python (bind processors, compiled-parameter construction), several times what the
+database spends on the rows (docs/performance.md has the figures). Here the same rows go to the driver's own
+`executemany`, inside the same SQLAlchemy transaction and on the same connection: reads, schema, the transaction
+itself and every other statement stay with SQLAlchemy.
 
-The hot path's reads (the batch's earlier messages and traces, and the audit chain's head) go the same way: a
-statement through SQLAlchemy costs about 0.15 ms of CPU, several times what SQLite spends answering it, and a batch
-makes three. Their rows come back as `Fetched` rows, each column's value converted by SQLAlchemy's own result
-processor for its type, so they read exactly as SQLAlchemy's rows do.
+The hot path's reads (the batch's earlier messages and traces, and the audit chain's head) go the same way on
+SQLite: through SQLAlchemy each costs several times what SQLite spends answering it. Their rows come back as
+`Fetched` rows, each column's value converted by SQLAlchemy's own result processor for its type, so they read
+exactly as SQLAlchemy's rows do.
 
 The statements are SQLAlchemy's, compiled once per shape for the dialect: only their execution is the driver's.
 Values are given as the dialect stores them: on SQLite, a timestamp in SQLAlchemy's own text format (read back by

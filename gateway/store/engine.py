@@ -24,6 +24,7 @@ from gateway.store import inline
 from gateway.store.audit_reads import StoredRows
 from gateway.store.rows import outbox_from_row
 from gateway.store.statements import MARK_SENT
+from gateway.store.strategies import PostgresLocked, SqliteFastPath, Strategy
 from gateway.store.tables import add_missing_columns, audit_head, metadata, outbox
 from gateway.store.transaction import Transaction
 from gateway.store.unit_of_work import SqlUnitOfWork
@@ -64,8 +65,8 @@ class Store:
 
     def __init__(self, url: str, *, schema: str | None = None, checkpoint_every: float | None = None) -> None:
         """`checkpoint_every` (SQLite, `serve`): checkpoint the write-ahead log on a thread every so many seconds,
-        and never in a commit. A commit that crosses the automatic checkpoint copies the log itself: measured,
-        that made one commit in a hundred take 50-100 ms instead of 2, and held its whole batch."""
+        and never in a commit: a commit that crosses the automatic checkpoint copies the log itself, and holds its
+        whole batch meanwhile (docs/performance.md)."""
         connect_args: dict[str, Any] = {}
         if url.startswith("sqlite+aiosqlite"):
             connect_args["async_creator_fn"] = inline.connect
@@ -78,6 +79,7 @@ class Store:
             url, connect_args=connect_args, pool_pre_ping=not url.startswith("sqlite")
         )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.strategy: Strategy = SqliteFastPath() if self.is_sqlite else PostgresLocked()
         self.checkpoint_every = checkpoint_every if self.is_sqlite else None
         self._checkpoints: asyncio.Task[None] | None = None
         if self.is_sqlite:
@@ -160,7 +162,7 @@ class Store:
                     # Begun through SQLAlchemy, so its commit reaches the driver even when every statement of the
                     # batch went to the driver directly (see `bulk`).
                     await conn.begin()
-                    uow = SqlUnitOfWork(Transaction(conn, locking=not self.is_sqlite), self)
+                    uow = SqlUnitOfWork(Transaction(conn, self.strategy), self)
                     yield uow
             except (OperationalError, DBAPIError, OSError, ConnectionError) as err:
                 raise TransientError(f"database unavailable: {type(err).__name__}") from err

@@ -19,6 +19,7 @@ from gateway.core.model import Trace
 from gateway.store import bulk
 from gateway.store import statements as q
 from gateway.store.rows import aware, message_in, message_out, outbox_row, trace_entry, trace_from_row, trace_values
+from gateway.store.strategies import Strategy
 from gateway.store.tables import audit, audit_head, deadlines, inbound, outbox, routing_tables, traces
 
 
@@ -29,28 +30,18 @@ class Transaction:
     handful of statements, not a handful each. Outbox rows written here are kept, with their ids, in `queued`.
     """
 
-    def __init__(self, conn: AsyncConnection, locking: bool) -> None:
+    def __init__(self, conn: AsyncConnection, strategy: Strategy) -> None:
         self.conn = conn
-        self.locking = locking  # PostgreSQL: rows read for a decision are locked (SQLite has one writer anyway)
+        self.strategy = strategy  # how this engine is reached (see `strategies`)
         self._audit: list[audit_rules.Entry] = []
         self._pending: list[Effects] = []
         self.queued: list[OutboxMessage] = []  # outbox rows written here, with their ids
         self._writer: bulk.Writer | None = None
 
     async def writer(self) -> bulk.Writer:
-        """The driver-level writer for this transaction's bulk writes (see `bulk`), on its own connection.
-
-        On PostgreSQL the transaction is begun first, by locking the audit head through SQLAlchemy (every
-        transaction that writes appends to the chain, so it takes that lock anyway): asyncpg statements sent
-        before SQLAlchemy's first one would run outside the transaction.
-        """
+        """The driver-level writer for this transaction's bulk writes (see `bulk`), made on first use."""
         if self._writer is None:
-            raw = (await self.conn.get_raw_connection()).driver_connection
-            if self.locking:
-                await self.conn.execute(q.HEAD_LOCKED)
-                self._writer = bulk.PostgresWriter(raw, self.conn.dialect)
-            else:
-                self._writer = bulk.SqliteWriter(raw._conn, self.conn.dialect)  # type: ignore[union-attr]
+            self._writer = await self.strategy.writer(self.conn)
         return self._writer
 
     def audit(self, entry: audit_rules.Entry) -> None:
@@ -60,7 +51,7 @@ class Transaction:
     async def chain_head(self) -> tuple[int, str, str] | None:
         """(seq, hash, type) of the chain's last record, locked for this transaction; None for an empty chain."""
         await self.flush()
-        head = (await self.conn.execute(q.HEAD_LOCKED if self.locking else q.HEAD)).first()
+        head = await self.strategy.head(self.conn, self.writer)
         if head is None:
             return None
         kind = (await self.conn.execute(select(audit.c.type).where(audit.c.seq == head.seq))).scalar_one_or_none()
@@ -71,10 +62,7 @@ class Transaction:
         await self.flush()
         if not self._audit:
             return None
-        if self.locking:
-            head: Any = (await self.conn.execute(q.HEAD_LOCKED)).first()
-        else:
-            head = next(iter(await (await self.writer()).fetch(q.Q_HEAD, id=1)), None)
+        head = await self.strategy.head(self.conn, self.writer)
         seq, prev = (head.seq, head.hash) if head else (0, audit_rules.GENESIS)
         records = audit_rules.chain(self._audit, seq, prev)
         writer = await self.writer()
@@ -179,13 +167,14 @@ class Transaction:
 
     async def get_trace(self, trace_id: str) -> Trace | None:
         """A trace (locked where the database can lock rows)."""
-        row = (await self.conn.execute(q.ONE_TRACE_LOCKED if self.locking else q.ONE_TRACE, {"b_id": trace_id})).first()
+        statement = q.ONE_TRACE_LOCKED if self.strategy.locking else q.ONE_TRACE
+        row = (await self.conn.execute(statement, {"b_id": trace_id})).first()
         return trace_from_row(row) if row else None
 
     async def due_notices(self, now: datetime, limit: int) -> list[Row[Any]]:
         """Pending notices whose time has come, oldest first (locked, skipping rows another gateway holds)."""
         await self.flush()
-        return list((await self.conn.execute(q.due_notices(now, limit, locking=self.locking))).all())
+        return list((await self.conn.execute(q.due_notices(now, limit, locking=self.strategy.locking))).all())
 
     async def mark_fired(self, rows: Sequence[Row[Any]], now: datetime) -> None:
         """Record that these notices were queued for sending."""

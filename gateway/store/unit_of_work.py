@@ -4,15 +4,15 @@
 with their first answers, the traces it names, the pages its status queries ask for); `commit` writes every
 effect in bulk, appends the audit chain and commits, and returns the outbox rows it wrote (with their ids).
 
-The SQLite fast path is a strategy chosen once per transaction: on SQLite the batch's reads go to the driver
-(`bulk.Query`), on PostgreSQL through SQLAlchemy with the traces locked (`FOR UPDATE`).
+How the engine is reached is the store's `strategies.Strategy`, chosen once: on SQLite the batch's reads go to the
+driver (`bulk.Query`), on PostgreSQL through SQLAlchemy with the traces locked (`FOR UPDATE`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.core.effects import Effects, OutboxMessage
 from gateway.core.model import Trace
@@ -46,11 +46,7 @@ class SqlUnitOfWork:
         """Earlier messages in these slots, with the answers first sent to their senders. Senders and keys go as
         two lists (the exact pairs are picked after): a row-value IN is not served by SQLite's unique index."""
         senders, keys = sorted({s for s, _ in slots}), sorted({k for _, k in slots})
-        rows: Sequence[Any]
-        if self.tx.locking:
-            rows = (await self.tx.conn.execute(q.EARLIER, {"b_senders": senders, "b_keys": keys})).all()
-        else:
-            rows = await (await self.tx.writer()).fetch(q.Q_EARLIER, senders=senders, keys=keys)
+        rows = await self.tx.strategy.earlier(self.tx.conn, self.tx.writer, senders, keys)
         wanted = set(slots)
         found = [r for r in rows if (r.sender, r.dedup_key) in wanted]
         if not found:
@@ -73,11 +69,7 @@ class SqlUnitOfWork:
 
     async def _traces(self, trace_ids: Sequence[str]) -> dict[str, Trace]:
         """The traces with these ids that exist (locked on PostgreSQL)."""
-        rows: Sequence[Any]
-        if self.tx.locking:
-            rows = (await self.tx.conn.execute(q.TRACES_LOCKED, {"b_ids": list(trace_ids)})).all()
-        else:
-            rows = await (await self.tx.writer()).fetch(q.Q_TRACES, ids=list(trace_ids))
+        rows = await self.tx.strategy.traces(self.tx.conn, self.tx.writer, trace_ids)
         return {r.trace_id: trace_from_row(r) for r in rows}
 
     async def _page(self, query: PageQuery, slack: int) -> Page:

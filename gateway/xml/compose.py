@@ -26,8 +26,8 @@ _T = f"{{{NS}}}"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-# What signing adds to a composed message at most: the enveloped signature with the gateway's certificate (measured:
-# 1.4 KB with an EC key, 2.2 KB with RSA-2048; a 4096-bit key and a long chain stay well inside).
+# What signing adds to a composed message at most: the enveloped signature with the gateway's certificate, with
+# room to spare for any key the profile allows (docs/performance.md, "Figures that used to sit beside constants").
 SIGNATURE_ALLOWANCE = 8192
 
 
