@@ -23,7 +23,6 @@ from gateway.core.errors import TransientError
 from gateway.store import inline
 from gateway.store.audit_reads import StoredRows
 from gateway.store.rows import outbox_from_row
-from gateway.store.statements import MARK_SENT
 from gateway.store.strategies import PostgresLocked, SqliteFastPath, Strategy
 from gateway.store.tables import add_missing_columns, audit_head, metadata, outbox
 from gateway.store.transaction import Transaction
@@ -201,11 +200,15 @@ class Store:
         return [m for m in map(outbox_from_row, rows) if m.id not in handing]
 
     async def mark_sent(self, marks: Mapping[int, datetime]) -> None:
-        """Record that the broker confirmed these rows (id: when), in one statement of a transaction of its own."""
+        """Record that the broker confirmed these rows (id: when), in one statement of a transaction of its own,
+        through the driver (a second's confirms are hundreds of rows: SQLAlchemy's execution layer would process each
+        row's parameters in Python)."""
         if not marks:
             return
-        async with self._write_lock, self._faults(), self.engine.begin() as conn:
-            await conn.execute(MARK_SENT, [{"b_id": i, "b_at": at} for i, at in marks.items()])
+        async with self.unit_of_work() as uow:
+            writer = await uow.tx.writer()
+            await writer.update(outbox, ("sent_at",), ("id",), [{"sent_at": at, "id": i} for i, at in marks.items()])
+            await uow.commit(())
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[StoredRows]:

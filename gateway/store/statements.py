@@ -94,9 +94,6 @@ async def select_traces(
     return [trace_from_row(r) for r in (await conn.execute(q)).all()]
 
 
-MARK_SENT = update(outbox).where(outbox.c.id == bindparam("b_id")).values(sent_at=bindparam("b_at"))
-
-
 def due_notices(now: datetime, limit: int, *, locking: bool) -> Any:
     """Pending notices whose time has come, oldest first (locked, skipping rows another gateway holds)."""
     statement = (

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from gateway.core.ports import Inbound
 from gateway.dev import samples
 from gateway.outbox.relay import OutboxRelay
-from gateway.store import outbox
+from gateway.store import aware, outbox
 
 from .conftest import Switch
 
@@ -122,3 +122,16 @@ async def test_a_poll_while_a_commit_returns_leaves_its_rows_to_the_commit(switc
     await asyncio.sleep(0.05)
     assert set(_published(switch).values()) == {1}
     await relay.drain()
+
+
+async def test_sent_marks_written_through_the_driver_read_back_as_the_confirm_time(switch: Switch) -> None:
+    """A mark the relay writes (driver-level, in its own transaction) holds the confirm's time, read back exact."""
+    body = switch.sign("ZA", samples.trace_request("ZA", exports=TO_MZ))
+    await switch.pipeline.handle(Inbound(body=body, routing_key="ZA", user_id="ZA"))
+    rows = await switch.store.unsent()
+    assert len(rows) == 2
+    confirmed = switch.clock.now
+    await switch.store.mark_sent({rows[0].id: confirmed})
+    stored = await switch.store.fetch(select(outbox.c.id, outbox.c.sent_at).order_by(outbox.c.id))
+    assert [(r.id, aware(r.sent_at)) for r in stored] == [(rows[0].id, confirmed), (rows[1].id, None)]
+    assert [r.id for r in await switch.store.unsent()] == [rows[1].id]
