@@ -5,7 +5,7 @@ transaction, in one direction:
     decided  = decide(snapshot, batch, rules)  pure: no await, no I/O, frozen results
     sealed   = sign(outgoing of decided)       explicit, on the signing thread if there is one
     rows     = uow.commit(effects)             the committed outbox rows, with their ids
-    each message learns its outcome (its handler acks it), and the rows go to the relay
+    the rows go to the relay, and each message learns its outcome (its handler acks it)
 
 Under load a transaction carries many messages (its statements and its sync shared by all); alone, a message
 commits at once. A database fault fails the whole batch (nothing was committed; each message is retried); any
@@ -137,10 +137,12 @@ class GroupCommitter:
                 await self._commit([w])
             return
         log.debug("batch committed", size=len(batch), ms=round((time.perf_counter() - started) * 1000, 2))
+        # The rows first: their publishes start before the handlers resume to ack, so their confirms come back
+        # sooner (the broker adapter takes no new delivery while too many publishes await confirms).
+        self.hand_over(rows)
         for w, outcome in zip(batch, outcomes, strict=True):
             if not w.done.done():
                 w.done.set_result(outcome)
-        self.hand_over(rows)
 
     async def _transact(self, arrivals: list[Arrival]) -> tuple[list[Outcome], list[OutboxMessage]]:
         """Load, decide, sign, commit: the outcomes, and the committed outbox rows."""
