@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 
-from gateway.core.errors import ConfigurationError, ErrorCode, Refused
+from gateway.core.errors import ConfigurationError, ErrorCode, GatewayError, Refused
 from gateway.xml.dsig import (
     _D,
     _SIGNATURE,
@@ -63,6 +63,7 @@ from gateway.xml.dsig import (
     SHA512,
     TRANSFORMS,
 )
+from gateway.xml.envelope import open_envelope
 from gateway.xml.signing import Signer, SigningKey, verify_statement
 from gateway.xml.trust import TrustStore
 
@@ -87,6 +88,7 @@ __all__ = [  # the profile's names and the signer, as this module has always off
     "SigningKey",
     "Verified",
     "check_libxml2_pairing",
+    "reverify",
     "verify",
     "verify_statement",
 ]
@@ -364,3 +366,14 @@ def verify(root: etree._Element, *, sender: str, trust: TrustStore, now: datetim
     cert = _the_certificate(signature)
     trust.authorize(cert, sender, now)
     return Verified(root=_cryptographic_check(root, signature, cert), certificate=cert)
+
+
+def reverify(body: bytes, trust: TrustStore, at: datetime) -> GatewayError | None:
+    """Why a stored message's sender signature no longer verifies as of `at` (None when it does): the auditor's
+    check of an accepted message, made on its exact bytes with today's trust material."""
+    try:
+        envelope = open_envelope(body, max_bytes=len(body) + 1)
+        verify(envelope.root, sender=envelope.sender or "", trust=trust, now=at)
+    except GatewayError as err:
+        return err
+    return None
