@@ -35,10 +35,13 @@ for command in (serve, demo, pki, routes, traces, audit, dead_letters, topology,
 
 
 def main() -> None:
-    """Entry point of the `tracegate` script: a database fault is one clear line, not a traceback."""
+    """Entry point of the `tracegate` script: a database or file fault is one clear line, not a traceback."""
     try:
         cli(prog_name="tracegate")
-    except (DatabaseError, OSError) as err:
+    except DatabaseError as err:
         detail = str(getattr(err, "orig", None) or err).splitlines()[0]
         click.echo(f"Error: the database could not be used: {detail}", err=True)
+        sys.exit(2)
+    except OSError as err:  # a file named by the settings (or made by the command) that cannot be used
+        click.echo(f"Error: {err}", err=True)
         sys.exit(2)

@@ -202,6 +202,12 @@ def _broker_users(settings: Settings, table: RoutingTable) -> tuple[Settings, di
     prefix = settings.broker_user_prefix
     try:
         apply(plan(table, DEMO_VHOST, gateway_user, prefix=prefix), secrets_dir)
+        for state, entry in table.states.items():
+            if entry.delegate is None and not password_file(secrets_dir, state).exists():
+                raise ConfigurationError(
+                    f"broker user {user_for(state, prefix)} exists but {password_file(secrets_dir, state)} does not: "
+                    f"delete the user (`rabbitmqctl delete_user {user_for(state, prefix)}`) or put its password there"
+                )
     except ConfigurationError as err:
         note = (
             f"[yellow]Could not set up a broker user per state ({escape(str(err))}); the national systems share "
@@ -341,6 +347,7 @@ async def run_demo(settings: Settings) -> int:
         await _switch_scenarios(demo)
         switch_rows = len(demo.rows)
         trace = await _trace_conversation(demo)
+        await gateway.relay.write_marks()  # what the broker confirmed shows as sent, not waiting for the next tick
         found = await find_trace(gateway.store, trace)
         story = await conversation(gateway.store, trace)
     finally:

@@ -98,7 +98,7 @@ class OutboxRelay:
         """Every `mark_delay` seconds, the rows confirmed meanwhile marked sent in one write."""
         while not self._stopping:
             await asyncio.sleep(self._mark_delay)
-            await self._write_marks()
+            await self.write_marks()
 
     async def _relay(self, loop: asyncio.AbstractEventLoop) -> None:
         """The relay's turns: read the database when due, start what is ready, wait to be woken."""
@@ -149,8 +149,8 @@ class OutboxRelay:
         self._marked = {i: w for i, w in self._marked.items() if w > began}  # later reads see those marks
         return [row for row in rows if row.id not in skip]
 
-    async def _write_marks(self) -> None:
-        """Mark the confirmed rows sent, in one write of the relay's own."""
+    async def write_marks(self) -> None:
+        """Mark the rows confirmed so far sent now, in one write of the relay's own (also every `mark_delay`)."""
         if not self._confirmed:
             return
         self._marking, self._confirmed = self._confirmed, {}
@@ -191,7 +191,7 @@ class OutboxRelay:
             await asyncio.wait(set(self._sending), timeout=timeout)
         self._ready.clear()
         self._held.clear()
-        await self._write_marks()
+        await self.write_marks()
         while asyncio.get_running_loop().time() < deadline:
             try:
                 if await self.relay_once() == 0:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from gateway.dev import samples
 
@@ -80,3 +81,19 @@ async def test_show_tells_the_whole_conversation_in_order(switch: Switch) -> Non
     assert sorted(s[3] for s in steps if s[0] == "deadline") == ["cancelled"] * 4
     text = tracegate(switch, "traces", "show", trace_id)
     assert "restrictions: tracing-purposes-only" in text and "respond by" in text
+
+
+def test_a_file_fault_is_named_as_such_not_as_the_database(tmp_path: Path) -> None:
+    """A folder that cannot be made ends the command with that file's error, not with a database one."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the PKI folder should go")
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "pki", "init", "--states", "ZA", "--out", str(blocker / "pki")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "database" not in done.stderr and str(blocker) in done.stderr, done.stderr
