@@ -27,9 +27,6 @@ TRACES = select(traces).where(traces.c.trace_id.in_(bindparam("b_ids", expanding
 TRACES_LOCKED = TRACES.with_for_update()
 ONE_TRACE = select(traces).where(traces.c.trace_id == bindparam("b_id"))
 ONE_TRACE_LOCKED = ONE_TRACE.with_for_update()
-ONE_EARLIER = select(inbound).where(
-    inbound.c.sender == bindparam("b_sender"), inbound.c.dedup_key == bindparam("b_key")
-)
 SETTLE: dict[frozenset[str], Any] = {}
 # The same reads for SQLite's driver (see `bulk.Query`): a list parameter's values fill its IN.
 Q_EARLIER = bulk.Query(
