@@ -9,7 +9,7 @@ import gc
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -23,6 +23,7 @@ from gateway.core.ports import Inbound
 from gateway.outbox.relay import OutboxRelay
 from gateway.pipeline.flow import Pipeline
 from gateway.pipeline.scheduler import Scheduler
+from gateway.records.matching import Makes
 from gateway.routing.table import RoutingTable, load_table
 from gateway.settings import Settings
 from gateway.store import DatabaseUnavailable, Store
@@ -46,6 +47,7 @@ class Parts:
     table: RoutingTable
     schemas: SchemaSet
     signer: Signer
+    makes: Makes = field(default_factory=Makes.none)
 
 
 def load_parts(settings: Settings) -> Parts:
@@ -60,7 +62,8 @@ def load_parts(settings: Settings) -> Parts:
                 "(create a development PKI with `tracegate pki init`)"
             )
     signer = Signer.from_files(settings.gateway_key, settings.gateway_cert)
-    return Parts(trust=trust, table=table, schemas=SchemaSet.load(), signer=signer)
+    makes = Makes.load(settings.makes_file) if settings.makes_file.exists() else Makes.none()
+    return Parts(trust=trust, table=table, schemas=SchemaSet.load(), signer=signer, makes=makes)
 
 
 def build_pipeline(
@@ -85,6 +88,7 @@ def build_pipeline(
         on_commit=on_commit,
         require_user_id=settings.require_user_id,
         inline_check_bytes=settings.inline_check_bytes,
+        makes=parts.makes,
     )
 
 

@@ -29,6 +29,7 @@ class Settings:
     database_schema: str = ""  # PostgreSQL only: the schema to keep tables in
     routing_table: Path = Path("config/routing.toml")
     trust_dir: Path = Path("certs")
+    makes_file: Path = Path("config/makes.toml")  # the register's alias list of firearm makes (absent: none)
     trust_reload_seconds: float = 60.0  # reread the trust directory this often when a file in it changed (0: never)
     trust_warn_days: float = 60.0  # warn this long before a certificate expires or a CRL falls due
     gateway_key: Path = Path("var/pki/gateway.key")

@@ -9,6 +9,7 @@ from typing import Any
 from gateway.core import chain as rules
 
 _IN, _TRACE, _OUT = rules.RecordType.MESSAGE_IN, rules.RecordType.TRACE, rules.RecordType.MESSAGE_OUT
+_RECORD, _HIT = rules.RecordType.RECORD, rules.RecordType.HIT
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class Facts:
     status: str | None = None  # the trace's status after it (None: no trace changed)
     party: str | None = None  # the trace's requested party after it
     answers: tuple[str, ...] = ()  # "Kind to XX" for every other message it caused
+    register: tuple[str, ...] = ()  # "ZA/REF stolen v2" for every register record it changed
+    hits: tuple[str, ...] = ()  # "ZA/REF exact" for every register record its firearm matched
 
 
 _ASPECTS = (
@@ -32,6 +35,8 @@ _ASPECTS = (
     ("status", "trace status after"),
     ("party", "trace party"),
     ("answers", "answered"),
+    ("register", "register"),
+    ("hits", "hits"),
 )
 
 
@@ -83,6 +88,11 @@ def read_decision(records: Sequence[rules.Record]) -> Recorded | None:
         for m in (r.fields_or_empty() for r in after if r.type == _OUT)
         if m.get("inbound_id") == data.get("inbound_id")
     ]
+    own = [
+        (r.type, d)
+        for r, d in ((r, r.fields_or_empty()) for r in after if r.type in (_RECORD, _HIT))
+        if d.get("inbound_id") == data.get("inbound_id")
+    ]
     facts = Facts(
         outcome=data.get("outcome"),
         code=data.get("code"),
@@ -92,5 +102,11 @@ def read_decision(records: Sequence[rules.Record]) -> Recorded | None:
         status=trace.get("status"),
         party=trace.get("party"),
         answers=tuple(sorted(f"{m.get('kind')} to {m.get('recipient')}" for m in sent if m.get("kind") != "Delivery")),
+        register=tuple(
+            f"{d.get('state')}/{d.get('reference')} {d.get('status')} v{d.get('version')}"
+            for t, d in own
+            if t == _RECORD
+        ),
+        hits=tuple(sorted(f"{d.get('state')}/{d.get('reference')} {d.get('score')}" for t, d in own if t == _HIT)),
     )
     return Recorded(head, data, facts)

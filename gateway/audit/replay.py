@@ -44,6 +44,7 @@ from gateway.core.ports import Inbound
 from gateway.dev.pki import issue_certificate
 from gateway.pipeline.checks import LAPSED, MESSAGE_ID_DIFFERS, NO_USER_ID, WRONG_CONTENT_TYPE
 from gateway.pipeline.flow import Pipeline
+from gateway.records.matching import Makes
 from gateway.routing.table import RoutingTable, parse_table
 from gateway.settings import Settings
 from gateway.store import DatabaseError, Store
@@ -55,6 +56,7 @@ Progress = Callable[[int, int], None]
 RECORD_BATCH = 1000  # audit records read per query
 MESSAGE_BATCH = 100  # stored messages read per query
 _IN, _TRACE, _OUT = rules.RecordType.MESSAGE_IN, rules.RecordType.TRACE, rules.RecordType.MESSAGE_OUT
+_FOLLOWING = (_TRACE, _OUT, rules.RecordType.RECORD, rules.RecordType.HIT)  # records a message-in's transaction adds
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ async def _transactions(source: Store, upto: int) -> AsyncIterator[Recorded]:
     """Each `message-in` record with the `trace` and `message-out` records that follow it."""
     group: list[rules.Record] = []
     async for record in source.chain_records(upto=upto, batch=RECORD_BATCH):
-        if record.type == _IN or (group and record.type not in (_TRACE, _OUT)):
+        if record.type == _IN or (group and record.type not in _FOLLOWING):
             found = read_decision(group)
             if found is not None:
                 yield found
@@ -224,6 +226,7 @@ class _Replayer:
         if not self._trust.states():
             raise ConfigurationError(f"{settings.trust_dir}: no trust material; every signature would be untrusted")
         self._schemas = SchemaSet.load()
+        self._makes = Makes.load(settings.makes_file) if settings.makes_file.exists() else Makes.none()
         self._signer = throwaway_signer()
         self._clock = _Clock()
         self._pipeline: Pipeline | None = None
@@ -232,7 +235,7 @@ class _Replayer:
     def _pipeline_with(self, table: RoutingTable) -> Pipeline:
         """The pipeline, built on first use, with `table` in force."""
         if self._pipeline is None:
-            parts = Parts(trust=self._trust, table=table, schemas=self._schemas, signer=self._signer)
+            parts = Parts(trust=self._trust, table=table, schemas=self._schemas, signer=self._signer, makes=self._makes)
             self._pipeline = build_pipeline(self._settings, parts, self._sandbox, self._clock)
         self._pipeline.table = table
         return self._pipeline

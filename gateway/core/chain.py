@@ -35,6 +35,9 @@ class RecordType:
     DEADLINE = "deadline"  # a deadline notice fired
     ROUTING_TABLE = "routing-table"  # a routing table version first used
     CHECKPOINT = "checkpoint"  # the gateway's signature over the chain head
+    RECORD = "record"  # a register record reported, updated or withdrawn (its new version)
+    HIT = "hit"  # a trace request's firearm matched a register record
+    RECORD_IMPORT = "record-import"  # a state's register migrated from a file (its hash, and the rows' hash)
 
 
 def canonical(data: dict[str, Any]) -> str:

@@ -31,6 +31,8 @@ from gateway.core.model import (
 from gateway.core.requests import Decision, Unsigned, open_trace, resubmit, trace_of
 from gateway.core.snapshot import Arrival, Earlier, Rules, Snapshot, Verified, page_query
 from gateway.core.status import status_report
+from gateway.records.decide import RECORD_KINDS, decide_register, with_hits
+from gateway.records.register import Hit, RegisterChange, RegisterRecord
 from gateway.xml import compose
 from gateway.xml.read import read_restrictions, read_trace_request, text
 
@@ -61,6 +63,8 @@ class Decided:
     repeat_of: int | None = None
     unanswered: str | None = None  # why a refusal is answered to no one
     at: datetime | None = None  # when a repeat was decided (a record carries its own time)
+    register: tuple[RegisterChange, ...] = ()
+    hits: tuple[Hit, ...] = ()
 
 
 @dataclass
@@ -70,11 +74,41 @@ class _View:
     snapshot: Snapshot
     changed: dict[str, Trace] = field(default_factory=dict)
     taken: dict[tuple[str, str], int] = field(default_factory=dict)
+    records: dict[tuple[str, str], RegisterRecord] = field(default_factory=dict)
+    hits: set[tuple[str, str, str]] = field(default_factory=set)
 
     def trace(self, trace_id: str) -> Trace | None:
         """A trace as the batch leaves it so far."""
         found = self.changed.get(trace_id)
         return found if found is not None else self.snapshot.traces.get(trace_id)
+
+    def record(self, key: tuple[str, str]) -> RegisterRecord | None:
+        """A register record as the batch leaves it so far."""
+        found = self.records.get(key)
+        return found if found is not None else self.snapshot.records.get(key)
+
+    def holders(self, reference: str) -> set[str]:
+        """The states holding a record of `reference`."""
+        keys = set(self.snapshot.records) | set(self.records)
+        return {state for state, ref in keys if ref == reference}
+
+    def candidates(self, shape: str) -> list[RegisterRecord]:
+        """The active records whose serial folds to `shape`, with the batch's reports and withdrawals applied."""
+        found = {r.key: r for r in self.snapshot.candidates.get(shape, ())}
+        found.update({k: r for k, r in self.records.items() if k in found or r.shape == shape})
+        return [r for r in found.values() if r.active and r.shape == shape]
+
+    def hit(self, key: tuple[str, str, str]) -> bool:
+        """Whether a record and a trace met already."""
+        return key in self.hits or key in self.snapshot.hits
+
+    def apply(self, decision: Decision) -> None:
+        """Let the batch's later messages see what an accepted one changed."""
+        if decision.trace is not None:
+            self.changed[decision.trace.trace_id] = decision.trace
+        for change in decision.register:
+            self.records[change.record.key] = change.record
+        self.hits.update(h.key for h in decision.hits)
 
 
 def decide(snapshot: Snapshot, arrivals: Sequence[Arrival], rules: Rules) -> tuple[Decided, ...]:
@@ -108,8 +142,7 @@ def _one(view: _View, a: Arrival, index: int, before: Sequence[Decided], rules: 
             _check_fits(decision.messages, checked.kind, len(a.body), rules.max_message_bytes)
         except Refused as refusal:
             return _rejected(a, refusal, rules)
-        if decision.trace is not None:
-            view.changed[decision.trace.trace_id] = decision.trace
+        view.apply(decision)
         return _accepted(a, decision, rules)
     return _rejected(a, checked, rules)
 
@@ -174,6 +207,8 @@ def _accepted(a: Arrival, decision: Decision, rules: Rules) -> Decided:
         settle=frozenset(str(k) for k in decision.settle),
         plan=decision.plan,
         outgoing=decision.messages,
+        register=decision.register,
+        hits=decision.hits,
     )
 
 
@@ -236,8 +271,12 @@ def _decide_verified(view: _View, v: Verified, body: bytes, now: datetime, rules
     if kind == "TraceRequest":
         request = read_trace_request(root)
         if header.trace_id is None and request.resubmits is None:
-            return open_trace(view.trace, request, body, table=table, policy=policy, now=now)
-        return resubmit(view.trace, request, body, table=table, policy=policy, now=now)
+            opened = open_trace(view.trace, request, body, table=table, policy=policy, now=now)
+        else:
+            opened = resubmit(view.trace, request, body, table=table, policy=policy, now=now)
+        return with_hits(view, opened, root, now, rules.makes)
+    if kind in RECORD_KINDS:
+        return decide_register(view, root, header, kind, now, rules.makes)
     if kind == "StatusQuery":
         query = page_query(v)
         assert query is not None

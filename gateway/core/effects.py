@@ -11,6 +11,7 @@ from datetime import datetime
 
 from gateway.core.deadlines import PlannedNotice
 from gateway.core.model import Trace
+from gateway.records.register import Hit, RegisterChange
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class Effects:
     plan: Sequence[PlannedNotice] = ()
     outgoing: Sequence[OutboxMessage] = field(default_factory=tuple)
     at: datetime | None = None  # when, for a repeat (a record carries its own time)
+    register: Sequence[RegisterChange] = ()  # register records reported, updated or withdrawn
+    hits: Sequence[Hit] = ()  # register records a trace request's firearm matched
 
     @property
     def when(self) -> datetime:

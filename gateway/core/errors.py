@@ -26,6 +26,7 @@ class ErrorCode(StrEnum):
     DESTINATION_NOT_CONNECTED = "DESTINATION_NOT_CONNECTED"
     STALE_MESSAGE = "STALE_MESSAGE"
     REASON_REQUIRED = "REASON_REQUIRED"
+    UNKNOWN_RECORD = "UNKNOWN_RECORD"  # addition (contract 4.3): a RecordWithdrawal names no record of its sender's
     PROCESSING_FAILED = "PROCESSING_FAILED"  # addition: held in the dead-letter queue after bounded retries
 
 

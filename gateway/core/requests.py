@@ -15,6 +15,7 @@ from gateway.core.deadlines import ALL_NOTICES, DeadlinePolicy, PlannedNotice, n
 from gateway.core.errors import ErrorCode, Refused
 from gateway.core.lifecycle import article
 from gateway.core.model import Header, Route, Trace, TraceRequestInfo, TraceStatus
+from gateway.records.register import Hit, RegisterChange
 from gateway.routing.rules import route
 from gateway.routing.table import RoutingTable
 from gateway.xml import compose
@@ -34,6 +35,8 @@ class Decision:
     routed_to: str | None = None
     settle: frozenset[str] = frozenset()  # pending deadline notices this message makes moot
     plan: tuple[PlannedNotice, ...] = ()  # deadline notices it schedules
+    register: tuple[RegisterChange, ...] = ()  # records it reports, updates or withdraws
+    hits: tuple[Hit, ...] = ()  # records its firearm matched (a trace request's)
 
 
 def _require_complete(request: TraceRequestInfo) -> None:

@@ -15,7 +15,9 @@ from lxml import etree
 from gateway.core.deadlines import DeadlinePolicy
 from gateway.core.effects import OutboxMessage
 from gateway.core.errors import Refused
-from gateway.core.model import Header, Trace
+from gateway.core.model import NS, Header, Trace
+from gateway.records.matching import Makes, shape_key
+from gateway.records.register import RegisterRecord
 from gateway.routing.table import RoutingTable
 from gateway.xml.read import text
 
@@ -121,22 +123,47 @@ class Earlier:
 
 @dataclass(frozen=True)
 class Wanted:
-    """What a batch needs read: duplicate slots, traces, and StatusQuery pages (with the slack `Page` describes)."""
+    """What a batch needs read: duplicate slots, traces, and StatusQuery pages (with the slack `Page` describes);
+    for the register, the records of the references it reports or withdraws, the active records its firearms'
+    serials fold like (`matching.shape_key`), and the hits its resubmitted traces made already."""
 
     slots: tuple[tuple[str, str], ...]
     trace_ids: tuple[str, ...]
     pages: tuple[PageQuery, ...]
     slack: int
+    references: tuple[str, ...] = ()
+    shapes: tuple[str, ...] = ()
+    hit_traces: tuple[str, ...] = ()
+
+
+_REFERENCED = frozenset({"RecordReport", "RecordWithdrawal"})
+_MATCHED = frozenset({"TraceRequest", "RecordQuery"})
+_FIREARM = f"{{{NS}}}Firearm"
+
+
+def _shape(verified: Verified) -> str | None:
+    """The look-alike key of the serial a trace request or record query gives, if any."""
+    if verified.kind not in _MATCHED:
+        return None
+    firearm = next(verified.root.iterchildren(_FIREARM), None)
+    return shape_key(text(firearm, "SerialNumber") or "") or None
 
 
 def wanted(arrivals: Sequence[Arrival]) -> Wanted:
     """The reads a batch's decisions need."""
-    pages = (page_query(a.verified) for a in arrivals if a.verified is not None)
+    verified = [a.verified for a in arrivals if a.verified is not None]
+    pages = (page_query(v) for v in verified)
+    references = (text(v.root, "Reference") for v in verified if v.kind in _REFERENCED)
+    shapes = (_shape(v) for v in verified)
+    resubmitted = (v.header.trace_id for v in verified if v.kind == "TraceRequest")
     return Wanted(
         slots=tuple(dict.fromkeys((a.sender, a.slot) for a in arrivals if a.holds_slot)),
         trace_ids=tuple(dict.fromkeys(t for a in arrivals for t in a.trace_ids)),
         pages=tuple(dict.fromkeys(p for p in pages if p is not None)),
         slack=len(arrivals),
+        references=tuple(dict.fromkeys(r for r in references if r)),
+        shapes=tuple(dict.fromkeys(s for s in shapes if s)),
+        hit_traces=tuple(dict.fromkeys(t for t in resubmitted if t)),
     )
 
 
@@ -147,6 +174,9 @@ class Snapshot:
     earlier: Mapping[tuple[str, str], Earlier] = field(default_factory=dict)
     traces: Mapping[str, Trace] = field(default_factory=dict)
     pages: Mapping[PageQuery, Page] = field(default_factory=dict)
+    records: Mapping[tuple[str, str], RegisterRecord] = field(default_factory=dict)  # by (state, reference)
+    candidates: Mapping[str, tuple[RegisterRecord, ...]] = field(default_factory=dict)  # active, by shape key
+    hits: frozenset[tuple[str, str, str]] = frozenset()  # (state, reference, trace) hit already
 
 
 @dataclass(frozen=True)
@@ -156,3 +186,4 @@ class Rules:
     table: RoutingTable
     policy: DeadlinePolicy
     max_message_bytes: int = 1_048_576
+    makes: Makes = field(default_factory=Makes.none)  # the administrators' alias list of firearm makes

@@ -43,6 +43,7 @@ def trace_request(
     exports: Iterable[tuple[str, str, str]] = (),
     omit: Iterable[str] = (),
     serial: str = "BXK291",
+    make: str = "Glock",
     confidentiality_guaranteed: bool = True,
     justification: str | None = None,
     trace_id: str | None = None,
@@ -58,7 +59,7 @@ def trace_request(
         _sub(root, "Resubmits", resubmits)
     firearm = _sub(root, "Firearm")
     for name, value in (
-        ("Make", "Glock"),
+        ("Make", make),
         ("Model", "17 Gen 4"),
         ("Caliber", "9x19mm Parabellum"),
         ("SerialNumber", serial),
@@ -140,4 +141,64 @@ def trace_response(
         if partial_reason:
             _sub(element, "Reason", partial_reason)
         _sub(element, "Text", "Part of the record is withheld.")
+    return root
+
+
+def _firearm(parent: etree._Element, fields: Iterable[tuple[str, str | None]]) -> None:
+    """A `Firearm` with the given items, in the contract's order (None leaves one out)."""
+    firearm = _sub(parent, "Firearm")
+    for name, value in fields:
+        if value is not None:
+            _sub(firearm, name, value)
+
+
+def record_report(
+    sender: str,
+    reference: str,
+    *,
+    status: str = "stolen",
+    serial: str | None = "BXK291",
+    make: str | None = "Glock",
+    model: str | None = "17 Gen 4",
+    caliber: str | None = "9x19mm Parabellum",
+    made_in: str | None = "AT",
+    on: str = "2026-03-02",
+    place: str | None = "Police station armoury",
+    created_at: datetime | None = None,
+) -> etree._Element:
+    """A `RecordReport` (contract 4.3): a firearm lost, stolen, trafficked or smuggled."""
+    root = message("RecordReport", sender, created_at=created_at)
+    _sub(root, "Reference", reference)
+    _sub(root, "Status", status)
+    fields = (("Make", make), ("Model", model), ("Caliber", caliber), ("SerialNumber", serial))
+    _firearm(root, (*fields, ("CountryOfManufacture", made_in)))
+    _sub(root, "Date", on)
+    if place:
+        _sub(root, "Place", place)
+    return root
+
+
+def record_withdrawal(
+    sender: str, reference: str, *, reason: str = "recovered", created_at: datetime | None = None
+) -> etree._Element:
+    """A `RecordWithdrawal` (contract 4.3)."""
+    root = message("RecordWithdrawal", sender, created_at=created_at)
+    _sub(root, "Reference", reference)
+    _sub(root, "Reason", reason)
+    _sub(root, "Text", "Recovered and returned to its owner.")
+    return root
+
+
+def record_query(
+    sender: str,
+    serial: str | None,
+    *,
+    make: str | None = None,
+    model: str | None = None,
+    caliber: str | None = None,
+    created_at: datetime | None = None,
+) -> etree._Element:
+    """A `RecordQuery` (contract 4.3): which records a firearm matches."""
+    root = message("RecordQuery", sender, created_at=created_at)
+    _firearm(root, (("Make", make), ("Model", model), ("Caliber", caliber), ("SerialNumber", serial)))
     return root

@@ -80,7 +80,16 @@ def effects_of(decided: Sequence[Decided], sealed: Sequence[OutboxMessage]) -> l
             effects.append(Effects(None, outgoing=d.resend, at=d.at))
         else:
             effects.append(
-                Effects(d.record, trace=d.trace, new_trace=d.new_trace, settle=d.settle, plan=d.plan, outgoing=outgoing)
+                Effects(
+                    d.record,
+                    trace=d.trace,
+                    new_trace=d.new_trace,
+                    settle=d.settle,
+                    plan=d.plan,
+                    outgoing=outgoing,
+                    register=d.register,
+                    hits=d.hits,
+                )
             )
     return effects
 

@@ -30,6 +30,7 @@ from gateway.core.snapshot import Arrival, Rules, Verified
 from gateway.outbox.seal import seal
 from gateway.pipeline.checks import Limits, open_and_check, slot_of
 from gateway.pipeline.committer import GroupCommitter, UnitsOfWork
+from gateway.records.matching import Makes
 from gateway.routing.table import RoutingTable
 from gateway.xml.envelope import Envelope, open_envelope
 from gateway.xml.schemas import SchemaSet
@@ -71,6 +72,7 @@ class Pipeline:
     large: Executor | None = None  # with no crypto threads: where a message over `inline_check_bytes` is checked
     inline_check_bytes: int = 65_536
     hand_over: Callable[[Sequence[OutboxMessage]], None] = lambda rows: None  # the relay's, once committed
+    makes: Makes = field(default_factory=Makes.none)  # the register's alias list of firearm makes
     _committer: GroupCommitter | None = field(default=None, repr=False)
 
     @property
@@ -88,7 +90,7 @@ class Pipeline:
 
     def rules(self) -> Rules:
         """The rules a batch is decided by (the routing table in force when it starts)."""
-        return Rules(table=self.table, policy=self.policy, max_message_bytes=self.max_message_bytes)
+        return Rules(table=self.table, policy=self.policy, max_message_bytes=self.max_message_bytes, makes=self.makes)
 
     @property
     def limits(self) -> Limits:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import bulk
+from gateway.store import register as rq
 from gateway.store import statements as q
 
 WriterOf = Callable[[], Awaitable[bulk.Writer]]  # the transaction's writer, made on first use
@@ -44,6 +45,18 @@ class Strategy(Protocol):
         """The trace rows with these ids (locked where rows can be locked)."""
         ...
 
+    async def records(self, conn: AsyncConnection, writer: WriterOf, references: Sequence[str]) -> Sequence[Any]:
+        """The register rows of these references, any state's (locked where rows can be locked)."""
+        ...
+
+    async def candidates(self, conn: AsyncConnection, writer: WriterOf, shapes: Sequence[str]) -> Sequence[Any]:
+        """The active register rows with these shape keys."""
+        ...
+
+    async def hits(self, conn: AsyncConnection, writer: WriterOf, traces: Sequence[str]) -> Sequence[Any]:
+        """(state, reference, trace_id) of the hits these traces made."""
+        ...
+
 
 class SqliteFastPath:
     """SQLite: no locks (one writer), reads and writes through the driver."""
@@ -68,6 +81,18 @@ class SqliteFastPath:
     async def traces(self, conn: AsyncConnection, writer: WriterOf, ids: Sequence[str]) -> Sequence[Any]:
         """Through the driver."""
         return await (await writer()).fetch(q.Q_TRACES, ids=list(ids))
+
+    async def records(self, conn: AsyncConnection, writer: WriterOf, references: Sequence[str]) -> Sequence[Any]:
+        """Through the driver."""
+        return await (await writer()).fetch(rq.Q_BY_REFERENCE, refs=list(references))
+
+    async def candidates(self, conn: AsyncConnection, writer: WriterOf, shapes: Sequence[str]) -> Sequence[Any]:
+        """Through the driver."""
+        return await (await writer()).fetch(rq.Q_CANDIDATES, shapes=list(shapes), gone="withdrawn")
+
+    async def hits(self, conn: AsyncConnection, writer: WriterOf, traces: Sequence[str]) -> Sequence[Any]:
+        """Through the driver."""
+        return await (await writer()).fetch(rq.Q_HITS, traces=list(traces))
 
 
 class PostgresLocked:
@@ -95,3 +120,15 @@ class PostgresLocked:
     async def traces(self, conn: AsyncConnection, writer: WriterOf, ids: Sequence[str]) -> Sequence[Any]:
         """Locked, through SQLAlchemy."""
         return (await conn.execute(q.TRACES_LOCKED, {"b_ids": list(ids)})).all()
+
+    async def records(self, conn: AsyncConnection, writer: WriterOf, references: Sequence[str]) -> Sequence[Any]:
+        """Locked, so that two gateways change a record one after the other."""
+        return (await conn.execute(rq.BY_REFERENCE_LOCKED, {"b_refs": list(references)})).all()
+
+    async def candidates(self, conn: AsyncConnection, writer: WriterOf, shapes: Sequence[str]) -> Sequence[Any]:
+        """Through SQLAlchemy, unlocked (a match reads; it changes no record)."""
+        return (await conn.execute(rq.CANDIDATES, {"b_shapes": list(shapes)})).all()
+
+    async def hits(self, conn: AsyncConnection, writer: WriterOf, traces: Sequence[str]) -> Sequence[Any]:
+        """Through SQLAlchemy (the traces themselves are locked by `traces`)."""
+        return (await conn.execute(rq.HITS, {"b_traces": list(traces)})).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -149,6 +150,91 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+
+def _record_columns() -> list[Column[Any]]:
+    """The columns of a register record's version: the current one (`records`) and every one (`record_history`)."""
+    return [
+        Column("state", String(16), nullable=False),  # the reporting state
+        Column("reference", String(64), nullable=False),
+        Column("status", String(12), nullable=False),  # lost | stolen | trafficked | smuggled | withdrawn
+        Column("serial", Text),
+        Column("serial_key", String(200), nullable=False),  # `matching.serial_key`
+        Column("shape_key", String(200), nullable=False),  # `matching.shape_key`: what a match probes
+        Column("make", Text),
+        Column("model", Text),
+        Column("caliber", Text),
+        Column("country", String(8)),
+        Column("date", String(10), nullable=False),
+        Column("place", Text),
+        Column("circumstances", Text),
+        _ts("reported_at"),
+        _ts("updated_at"),
+        Column("version", Integer, nullable=False),
+        Column("source", String(80), nullable=False),  # the MessageId that made the version, or import:<id>
+        Column("withdrawal_reason", String(12)),
+        Column("withdrawal_text", Text),
+        Column("reported_status", String(12)),
+    ]
+
+
+# The register (contract 4.3): one row per (state, reference), its latest version. A match is one probe of
+# `ix_records_shape` per serial (look-alikes fold into the key), never a scan.
+records = Table(
+    "records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    *_record_columns(),
+    UniqueConstraint("state", "reference", name="uq_records_state_reference"),
+    Index("ix_records_shape", "shape_key"),
+    Index("ix_records_reference", "reference"),
+)
+
+# Every version of every record, the latest included, and what made it.
+record_history = Table(
+    "record_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    *_record_columns(),
+    Column("change", String(12), nullable=False),  # reported | updated | withdrawn | imported
+    Column("inbound_id", Integer),  # the message that made it
+    Column("import_id", Integer),  # or the import
+    Index("ix_record_history_key", "state", "reference"),
+    Index("ix_record_history_import", "import_id"),
+)
+
+# A trace request's firearm matched a record: once per (record, trace).
+record_hits = Table(
+    "record_hits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(16), nullable=False),
+    Column("reference", String(64), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("trace_id", String(64), nullable=False),
+    Column("found_by", String(16), nullable=False),
+    Column("score", String(10), nullable=False),
+    Column("matched_on", String(120), nullable=False),  # comma-separated, in the contract's order
+    _ts("at"),
+    Column("inbound_id", Integer),
+    UniqueConstraint("state", "reference", "trace_id", name="uq_record_hits"),
+    Index("ix_record_hits_trace", "trace_id"),
+    Index("ix_record_hits_at", "at"),
+)
+
+# A national register migrated by `tracegate records import`: the file's hash and what was taken.
+record_imports = Table(
+    "record_imports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(16), nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    _ts("at"),
+    Column("taken", Integer, nullable=False),
+    Column("refused", Integer, nullable=False),
+    Column("rows_sha256", String(64), nullable=False),  # over the versions taken, in order (see `records.imports`)
 )
 
 

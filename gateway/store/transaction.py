@@ -18,9 +18,19 @@ from gateway.core.effects import Effects, OutboxMessage
 from gateway.core.model import Trace
 from gateway.store import bulk
 from gateway.store import statements as q
+from gateway.store.register import hit_entry, hit_row, write_changes
 from gateway.store.rows import aware, message_in, message_out, outbox_row, trace_entry, trace_from_row, trace_values
 from gateway.store.strategies import Strategy
-from gateway.store.tables import audit, audit_head, deadlines, inbound, outbox, routing_tables, traces
+from gateway.store.tables import (
+    audit,
+    audit_head,
+    deadlines,
+    inbound,
+    outbox,
+    record_hits,
+    routing_tables,
+    traces,
+)
 
 
 class Transaction:
@@ -96,16 +106,30 @@ class Transaction:
         await self._write_notices(effects, writer)
         rows = [outbox_row(m, i, e.when) for e, i in zip(effects, inbound_ids, strict=True) for m in e.outgoing]
         outbox_ids = iter(await writer.insert_returning_ids(outbox, rows))
+        register = iter(await self._write_register(effects, inbound_ids, writer))
         for e, inbound_id, v in zip(effects, inbound_ids, values, strict=True):
             if e.record is not None:
                 assert inbound_id is not None
                 self.audit(message_in(e.record, inbound_id))
             if e.trace is not None:
                 self.audit(trace_entry(e, v))
+            for _ in e.register:
+                self.audit(next(register))
+            for hit in e.hits:
+                self.audit(hit_entry(hit, inbound_id))
             for m in e.outgoing:
                 outbox_id = next(outbox_ids)
                 self.audit(message_out(m, outbox_id, inbound_id, e.when))
                 self.queued.append(replace(m, id=outbox_id, inbound_id=inbound_id))
+
+    async def _write_register(
+        self, effects: Sequence[Effects], inbound_ids: Sequence[int | None], writer: bulk.Writer
+    ) -> list[audit_rules.Entry]:
+        """Write the register changes and hits of the batch; the changes' audit entries, in order."""
+        changes = [(c, i) for e, i in zip(effects, inbound_ids, strict=True) for c in e.register]
+        hits = [hit_row(h, i) for e, i in zip(effects, inbound_ids, strict=True) for h in e.hits]
+        await writer.insert(record_hits, hits)
+        return await write_changes(writer, changes) if changes else []
 
     async def _write_notices(self, effects: Sequence[Effects], writer: bulk.Writer) -> None:
         """Settle and plan deadline notices as if message by message: a later message settles what an earlier

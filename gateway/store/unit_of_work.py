@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING
 from gateway.core.effects import Effects, OutboxMessage
 from gateway.core.model import Trace
 from gateway.core.snapshot import Earlier, Page, PageQuery, Snapshot, Wanted
+from gateway.records.register import RegisterRecord
 from gateway.routing.table import RoutingTable
 from gateway.store import statements as q
+from gateway.store.register import record_from_row
 from gateway.store.rows import outbox_from_row, trace_from_row
 from gateway.store.transaction import Transaction
 
@@ -40,7 +42,22 @@ class SqlUnitOfWork:
         earlier = await self._earlier(wanted.slots) if wanted.slots else {}
         traces = await self._traces(wanted.trace_ids) if wanted.trace_ids else {}
         pages = {query: await self._page(query, wanted.slack) for query in wanted.pages}
-        return Snapshot(earlier=earlier, traces=traces, pages=pages)
+        tx, strategy = self.tx, self.tx.strategy
+        records: dict[tuple[str, str], RegisterRecord] = {}
+        candidates: dict[str, tuple[RegisterRecord, ...]] = {}
+        hits: frozenset[tuple[str, str, str]] = frozenset()
+        if wanted.references:
+            rows = await strategy.records(tx.conn, tx.writer, wanted.references)
+            records = {(r.state, r.reference): record_from_row(r) for r in rows}
+        if wanted.shapes:
+            found: dict[str, list[RegisterRecord]] = {}
+            for row in await strategy.candidates(tx.conn, tx.writer, wanted.shapes):
+                found.setdefault(row.shape_key, []).append(record_from_row(row))
+            candidates = {shape: tuple(rs) for shape, rs in found.items()}
+        if wanted.hit_traces:
+            rows = await strategy.hits(tx.conn, tx.writer, wanted.hit_traces)
+            hits = frozenset((r.state, r.reference, r.trace_id) for r in rows)
+        return Snapshot(earlier=earlier, traces=traces, pages=pages, records=records, candidates=candidates, hits=hits)
 
     async def _earlier(self, slots: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Earlier]:
         """Earlier messages in these slots, with the answers first sent to their senders. Senders and keys go as

@@ -60,7 +60,7 @@ def new_message_id() -> str:
     return str(uuid.uuid4())
 
 
-def _sub(parent: etree._Element, name: str, value: str | None = None, **attrs: str) -> etree._Element:
+def sub(parent: etree._Element, name: str, value: str | None = None, **attrs: str) -> etree._Element:
     """Append a namespaced child with optional text and attributes."""
     child = etree.SubElement(parent, _T + name, attrs)
     if value is not None:
@@ -73,34 +73,34 @@ def message_root(
 ) -> etree._Element:
     """A contract message's root element with its `Header` (a fresh MessageId unless given)."""
     root = etree.Element(_T + kind, nsmap={"t": NS})
-    header = _sub(root, "Header")
-    _sub(header, "MessageId", message_id or new_message_id())
-    _sub(header, "CreatedAt", stamp(now))
-    _sub(header, "Sender", sender)
+    header = sub(root, "Header")
+    sub(header, "MessageId", message_id or new_message_id())
+    sub(header, "CreatedAt", stamp(now))
+    sub(header, "Sender", sender)
     if trace_id:
-        _sub(header, "TraceId", trace_id)
+        sub(header, "TraceId", trace_id)
     return root
 
 
-def _root(kind: str, now: datetime, trace_id: str | None, message_id: str | None = None) -> etree._Element:
+def gateway_root(kind: str, now: datetime, trace_id: str | None, message_id: str | None = None) -> etree._Element:
     """A root element of the gateway's with its `Header`."""
     return message_root(kind, sender=GATEWAY, now=now, trace_id=trace_id, message_id=message_id)
 
 
 def _deadlines(parent: etree._Element, deadlines: Deadlines) -> None:
     """`Deadlines` with both due times."""
-    element = _sub(parent, "Deadlines")
-    _sub(element, "AcknowledgeBy", stamp(deadlines.acknowledge_by))
-    _sub(element, "RespondBy", stamp(deadlines.respond_by))
+    element = sub(parent, "Deadlines")
+    sub(element, "AcknowledgeBy", stamp(deadlines.acknowledge_by))
+    sub(element, "RespondBy", stamp(deadlines.respond_by))
 
 
 def _restrictions(parent: etree._Element, restrictions: Restrictions) -> None:
     """`Restrictions` lifted from a response."""
-    element = _sub(parent, "Restrictions")
+    element = sub(parent, "Restrictions")
     for code in restrictions.codes:
-        _sub(element, "Restriction", code=code)
+        sub(element, "Restriction", code=code)
     if restrictions.text:
-        _sub(element, "Text", restrictions.text)
+        sub(element, "Text", restrictions.text)
 
 
 def delivery(
@@ -115,44 +115,45 @@ def delivery(
     restrictions: Restrictions | None = None,
 ) -> etree._Element:
     """`Delivery`: a relayed message, its route, and what the recipient must not miss."""
-    root = _root("Delivery", now, trace_id)
-    r = _sub(root, "Route")
-    _sub(r, "From", route.origin)
-    _sub(r, "To", recipient)
+    root = gateway_root("Delivery", now, trace_id)
+    r = sub(root, "Route")
+    sub(r, "From", route.origin)
+    sub(r, "To", recipient)
     if route.on_behalf_of:
-        _sub(r, "For", route.on_behalf_of)
-    _sub(r, "Rule", route.rule.value)
-    _sub(r, "RoutingTableVersion", route.table_version)
+        sub(r, "For", route.on_behalf_of)
+    sub(r, "Rule", route.rule.value)
+    sub(r, "RoutingTableVersion", route.table_version)
     if deadlines:
         _deadlines(root, deadlines)
     if confidentiality is not None and not confidentiality.guaranteed:
-        c = _sub(root, "Confidentiality", guaranteed="false")
+        c = sub(root, "Confidentiality", guaranteed="false")
         if confidentiality.reason:
-            _sub(c, "Reason", confidentiality.reason)
+            sub(c, "Reason", confidentiality.reason)
     if restrictions:
         _restrictions(root, restrictions)
-    _sub(root, "Payload", base64.b64encode(payload).decode("ascii"), mediaType="application/xml")
+    sub(root, "Payload", base64.b64encode(payload).decode("ascii"), mediaType="application/xml")
     return root
 
 
 def receipt(
     *,
     now: datetime,
-    trace_id: str,
+    trace_id: str | None,
     accepted_id: str,
     status: str,
     routed_to: str | None = None,
     rule: str | None = None,
     deadlines: Deadlines | None = None,
 ) -> etree._Element:
-    """`Receipt`: the sender's message was accepted; the trace's status now."""
-    root = _root("Receipt", now, trace_id)
-    _sub(root, "AcceptedMessageId", accepted_id)
-    _sub(root, "Status", status)
+    """`Receipt`: the sender's message was accepted; the trace's status now (a register record's, for a report or
+    a withdrawal, which names no trace)."""
+    root = gateway_root("Receipt", now, trace_id)
+    sub(root, "AcceptedMessageId", accepted_id)
+    sub(root, "Status", status)
     if routed_to:
-        _sub(root, "RoutedTo", routed_to)
+        sub(root, "RoutedTo", routed_to)
     if rule:
-        _sub(root, "Rule", rule)
+        sub(root, "Rule", rule)
     if deadlines:
         _deadlines(root, deadlines)
     return root
@@ -162,19 +163,19 @@ def rejection(
     *, now: datetime, rejected_id: str | None, code: str, detail: str, trace_id: str | None = None
 ) -> etree._Element:
     """`Rejection`: the sender's message was refused, with the contract's code and why."""
-    root = _root("Rejection", now, trace_id)
+    root = gateway_root("Rejection", now, trace_id)
     if rejected_id and _UUID.match(rejected_id):  # an unreadable id is left out, never echoed
-        _sub(root, "RejectedMessageId", rejected_id)
-    _sub(root, "Code", code)
-    _sub(root, "Detail", detail[:1000])
+        sub(root, "RejectedMessageId", rejected_id)
+    sub(root, "Code", code)
+    sub(root, "Detail", detail[:1000])
     return root
 
 
 def deadline_notice(*, now: datetime, trace_id: str, kind: str, due_at: datetime) -> etree._Element:
     """`DeadlineNotice`: a reminder before, or a notice after, a deadline of the trace."""
-    root = _root("DeadlineNotice", now, trace_id)
-    _sub(root, "Kind", kind)
-    _sub(root, "DueAt", stamp(due_at))
+    root = gateway_root("DeadlineNotice", now, trace_id)
+    sub(root, "Kind", kind)
+    sub(root, "DueAt", stamp(due_at))
     return root
 
 
@@ -195,20 +196,20 @@ def status_report(*, now: datetime, lines: list[StatusLine], next_after: str | N
     """`StatusReport`: the asking state's own traces; `Acknowledged` (an optional addition) says when the current
     request was acknowledged, and `implied="true"` when its answer implied the acknowledgement; `Next` (another)
     names the trace to ask `After` for the next page, when there is one."""
-    root = _root("StatusReport", now, None)
+    root = gateway_root("StatusReport", now, None)
     for line in lines:
-        element = _sub(root, "Trace")
-        _sub(element, "TraceId", line.trace_id)
-        _sub(element, "Role", line.role)
-        _sub(element, "Counterpart", line.counterpart)
-        _sub(element, "Status", line.status)
+        element = sub(root, "Trace")
+        sub(element, "TraceId", line.trace_id)
+        sub(element, "Role", line.role)
+        sub(element, "Counterpart", line.counterpart)
+        sub(element, "Status", line.status)
         if line.deadlines:
-            _sub(element, "AcknowledgeBy", stamp(line.deadlines.acknowledge_by))
-            _sub(element, "RespondBy", stamp(line.deadlines.respond_by))
-        _sub(element, "Overdue", "true" if line.overdue else "false")
+            sub(element, "AcknowledgeBy", stamp(line.deadlines.acknowledge_by))
+            sub(element, "RespondBy", stamp(line.deadlines.respond_by))
+        sub(element, "Overdue", "true" if line.overdue else "false")
         if line.acknowledged:
             implied = line.acknowledged.how is Acknowledgement.IMPLIED
-            _sub(element, "Acknowledged", stamp(line.acknowledged.at), implied="true" if implied else "false")
+            sub(element, "Acknowledged", stamp(line.acknowledged.at), implied="true" if implied else "false")
     if next_after:
-        _sub(root, "Next", next_after)
+        sub(root, "Next", next_after)
     return root

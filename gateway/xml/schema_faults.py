@@ -29,6 +29,7 @@ _PATTERN_WORDS = {
     ): "a date-time with a time zone",
     "[0-9]{4}-[0-9]{2}-[0-9]{2}": "a date (YYYY-MM-DD)",
     "[0-9]{4}": "a four-digit year",
+    r"[^\p{Z}\p{C}]+( [^\p{Z}\p{C}]+)*": "1 to 64 printable characters, words separated by single spaces",
     "true|false": "true or false",
     "[0-9a-fA-F]{64}": "64 hex digits",
     "sha256:[0-9a-f]{12,64}": "sha256: and 12 to 64 lowercase hex digits",

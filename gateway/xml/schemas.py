@@ -28,14 +28,17 @@ NPC_MESSAGE_TYPES: frozenset[str] = frozenset(
         "Comment",
         "Withdrawal",
         "StatusQuery",
+        "RecordReport",
+        "RecordWithdrawal",
+        "RecordQuery",
     }
 )
-"""Roots an NPC sends to the gateway (contract 4.1)."""
+"""Roots an NPC sends to the gateway (contract 4.1, and the records register's of 4.3)."""
 
 GATEWAY_MESSAGE_TYPES: frozenset[str] = frozenset(
-    {"Delivery", "Receipt", "Rejection", "DeadlineNotice", "StatusReport"}
+    {"Delivery", "Receipt", "Rejection", "DeadlineNotice", "StatusReport", "RecordQueryResult", "HitNotice"}
 )
-"""Roots the gateway sends to an NPC (contract 4.2)."""
+"""Roots the gateway sends to an NPC (contract 4.2, and the records register's of 4.3)."""
 
 
 class _LocalOnly(etree.Resolver):

@@ -36,6 +36,14 @@ XS = {"xs": "http://www.w3.org/2001/XMLSchema"}
 EXAMPLE_FILES = sorted(p.name for p in EXAMPLES.glob("*.xml"))
 FIREARM = "trace-request-firearm.xml"
 EXPORTED = "trace-response-exported.xml"
+RECORD_EXAMPLES = {
+    "record-report.xml": "RecordReport",
+    "record-withdrawal.xml": "RecordWithdrawal",
+    "record-query.xml": "RecordQuery",
+    "record-query-result.xml": "RecordQueryResult",
+    "hit-notice.xml": "HitNotice",
+}
+"""The examples of contract 4.3 (the records register) and the root each one shows."""
 
 Signer = Callable[[bytes], etree._Element]
 
@@ -113,9 +121,41 @@ def test_every_example_validates_unsigned(schemas: SchemaSet, name: str) -> None
 
 
 def test_examples_cover_every_message_type(schemas: SchemaSet) -> None:
-    """The examples exercise every root of contract 4.1 and 4.2."""
+    """The examples exercise every root of contract 4.1, 4.2 and 4.3, the records register's among them."""
     roots = {etree.QName(_parse(_example(name))).localname for name in EXAMPLE_FILES}
     assert roots == schemas.root_names()
+    assert set(RECORD_EXAMPLES) <= set(EXAMPLE_FILES)
+    assert {name: etree.QName(_parse(_example(name))).localname for name in RECORD_EXAMPLES} == RECORD_EXAMPLES
+    assert set(RECORD_EXAMPLES.values()) <= schemas.root_names()
+
+
+@pytest.mark.parametrize("status", ["lost", "stolen", "trafficked", "smuggled", "withdrawn", "delivered"])
+def test_receipt_status_is_a_trace_or_a_record_status(schemas: SchemaSet, status: str) -> None:
+    """A Receipt's Status is a trace's status or, answering a RecordReport/RecordWithdrawal, a record's."""
+    data = _example("receipt.xml").replace(b"<t:Status>delivered<", f"<t:Status>{status}<".encode())
+    schemas.validate(_parse(data))
+
+
+@pytest.mark.parametrize("reference", ["ZA-SAPS-2026-004512", "CAS 123/03/2026", "R" * 64, "Ö-1"])
+def test_record_references_of_up_to_64_printable_characters_validate(schemas: SchemaSet, reference: str) -> None:
+    """A record's Reference of 1 to 64 printable characters, single spaces between words, is valid."""
+    data = _example("record-report.xml").replace(b"ZA-SAPS-2026-004512", reference.encode())
+    schemas.validate(_parse(data))
+
+
+def test_record_messages_take_the_optional_parts_away(schemas: SchemaSet) -> None:
+    """Without Place, Circumstances, Text, TraceId, any Match or a SerialNumber the 4.3 messages are valid."""
+    trimmed = {
+        "record-report.xml": rb"<t:(Place|Circumstances|SerialNumber)>.*?</t:\1>",
+        "record-withdrawal.xml": rb"<t:(Text)>.*?</t:\1>",
+        "record-query.xml": rb"<t:(SerialNumber)>.*?</t:\1>",
+        "record-query-result.xml": rb"<t:(Match)>.*?</t:\1>",
+        "hit-notice.xml": rb"<t:(TraceId)>.*?</t:\1>",
+    }
+    for name, pattern in trimmed.items():
+        data, count = re.subn(pattern, b"", _example(name), flags=re.DOTALL)
+        assert count >= 1, name
+        schemas.validate(_parse(data))
 
 
 def test_default_namespace_documents_validate(schemas: SchemaSet) -> None:
@@ -578,9 +618,10 @@ CASES = [
         "receipt-unknown-status",
         "receipt.xml",
         b"<t:Status>delivered<",
-        b"<t:Status>lost<",
+        b"<t:Status>misplaced<",
         "/Receipt/Status:",
-        "one of delivered, acknowledged",
+        "not a valid value for its type",
+        "misplaced",
     ),
     Case(
         "acknowledgement-with-a-body",
@@ -593,7 +634,200 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+RECORD_CASES = [
+    Case(
+        "record-report-unknown-status",
+        "record-report.xml",
+        b"<t:Status>stolen<",
+        b"<t:Status>borrowed<",
+        "/RecordReport/Status:",
+        "one of lost, stolen, trafficked, smuggled",
+        "borrowed",
+    ),
+    Case(
+        "record-report-withdrawn-is-no-report-status",
+        "record-report.xml",
+        b"<t:Status>stolen<",
+        b"<t:Status>withdrawn<",
+        "/RecordReport/Status:",
+        "one of lost, stolen, trafficked, smuggled",
+    ),
+    Case(
+        "record-report-reference-too-long",
+        "record-report.xml",
+        b"ZA-SAPS-2026-004512",
+        b"ZA-SAPS-" + b"9" * 57,
+        "/RecordReport/Reference:",
+        "too long (at most 64 characters)",
+        "SAPS",
+    ),
+    Case(
+        "record-report-reference-with-leading-space",
+        "record-report.xml",
+        b"<t:Reference>ZA-SAPS",
+        b"<t:Reference> ZA-SAPS",
+        "/RecordReport/Reference:",
+        "not a valid value",
+        "SAPS",
+    ),
+    Case(
+        "record-report-reference-with-a-tab",
+        "record-report.xml",
+        b"ZA-SAPS-2026-004512",
+        b"ZA-SAPS\t2026-004512",
+        "/RecordReport/Reference:",
+        "not a valid value",
+        "SAPS",
+    ),
+    Case(
+        "record-report-empty-reference",
+        "record-report.xml",
+        b"ZA-SAPS-2026-004512",
+        b"",
+        "/RecordReport/Reference:",
+        "empty",
+    ),
+    Case(
+        "record-report-without-firearm",
+        "record-report.xml",
+        rb"<t:Firearm>.*?</t:Firearm>",
+        b"",
+        "/RecordReport/Date:",
+        "expected Firearm",
+        pattern=True,
+    ),
+    Case(
+        "record-report-date-with-time",
+        "record-report.xml",
+        b"<t:Date>2026-03-02<",
+        b"<t:Date>2026-03-02T08:00:00Z<",
+        "/RecordReport/Date:",
+        "date (YYYY-MM-DD)",
+    ),
+    Case(
+        "record-report-elements-out-of-order",
+        "record-report.xml",
+        b"<t:Reference>ZA-SAPS-2026-004512</t:Reference>\n  <t:Status>stolen</t:Status>",
+        b"<t:Status>stolen</t:Status>\n  <t:Reference>ZA-SAPS-2026-004512</t:Reference>",
+        "/RecordReport/Status:",
+        "not expected here; expected Reference",
+    ),
+    Case(
+        "record-withdrawal-unknown-reason",
+        "record-withdrawal.xml",
+        b"<t:Reason>recovered<",
+        b"<t:Reason>forgotten<",
+        "/RecordWithdrawal/Reason:",
+        "one of recovered, erroneous, other",
+        "forgotten",
+    ),
+    Case(
+        "record-withdrawal-without-reason",
+        "record-withdrawal.xml",
+        b"<t:Reason>recovered</t:Reason>",
+        b"",
+        "/RecordWithdrawal/Text:",
+        "expected Reason",
+    ),
+    Case(
+        "record-query-without-firearm",
+        "record-query.xml",
+        rb"<t:Firearm>.*?</t:Firearm>",
+        b"",
+        "/RecordQuery:",
+        "missing required child element; expected Firearm",
+        pattern=True,
+    ),
+    Case(
+        "record-query-result-match-without-matched-on",
+        "record-query-result.xml",
+        rb"\s*<t:MatchedOn>[a-z-]+</t:MatchedOn>\s*<t:MatchedOn>[a-z-]+</t:MatchedOn>",
+        b"",
+        "/RecordQueryResult/Match:",
+        "missing required child element; expected MatchedOn",
+        pattern=True,
+    ),
+    Case(
+        "record-query-result-unknown-score",
+        "record-query-result.xml",
+        b"<t:Score>exact<",
+        b"<t:Score>likely<",
+        "/RecordQueryResult/Match/Score:",
+        "one of exact, probable",
+        "likely",
+    ),
+    Case(
+        "record-query-result-unknown-matched-on",
+        "record-query-result.xml",
+        b"<t:MatchedOn>make<",
+        b"<t:MatchedOn>colour<",
+        "/RecordQueryResult/Match/MatchedOn[2]:",
+        "one of serial-number, make, model, caliber, country-of-manufacture",
+        "colour",
+    ),
+    Case(
+        "record-query-result-withdrawn-match",
+        "record-query-result.xml",
+        b"<t:Status>stolen<",
+        b"<t:Status>withdrawn<",
+        "/RecordQueryResult/Match/Status:",
+        "one of lost, stolen, trafficked, smuggled",
+    ),
+    Case(
+        "record-query-result-bad-query-id",
+        "record-query-result.xml",
+        b"<t:QueryMessageId>8c1d3e5f",
+        b"<t:QueryMessageId>query-8c1d3e5f",
+        "/RecordQueryResult/QueryMessageId:",
+        "a UUID",
+    ),
+    Case(
+        "hit-notice-without-found-by",
+        "hit-notice.xml",
+        b"<t:FoundBy>KE</t:FoundBy>",
+        b"",
+        "/HitNotice/TraceId:",
+        "expected FoundBy",
+    ),
+    Case(
+        "hit-notice-found-by-not-a-state",
+        "hit-notice.xml",
+        b"<t:FoundBy>KE<",
+        b"<t:FoundBy>GATEWAY<",
+        "/HitNotice/FoundBy:",
+        "a state code (two capital letters)",
+    ),
+    Case(
+        "hit-notice-unknown-status",
+        "hit-notice.xml",
+        b"<t:Status>stolen<",
+        b"<t:Status>misplaced<",
+        "/HitNotice/Status:",
+        "one of lost, stolen, trafficked, smuggled",
+        "misplaced",
+    ),
+    Case(
+        "hit-notice-without-matched-on",
+        "hit-notice.xml",
+        rb"\s*<t:MatchedOn>[a-z-]+</t:MatchedOn>\s*<t:MatchedOn>[a-z-]+</t:MatchedOn>",
+        b"",
+        "/HitNotice:",
+        "missing required child element; expected MatchedOn",
+        pattern=True,
+    ),
+    Case(
+        "hit-notice-reference-too-long",
+        "hit-notice.xml",
+        b"ZA-SAPS-2026-004512",
+        b"ZA-SAPS-" + b"9" * 57,
+        "/HitNotice/Reference:",
+        "too long (at most 64 characters)",
+        "SAPS",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES + RECORD_CASES, ids=[c.id for c in CASES + RECORD_CASES])
 def test_contract_violations_are_refused_with_a_precise_detail(schemas: SchemaSet, case: Case) -> None:
     """Each violation is SCHEMA_INVALID, the detail names the element and the fault, not the value."""
     data = _example(case.example)
@@ -749,7 +983,7 @@ def test_any_state_code_is_accepted_as_country_of_manufacture(schemas: SchemaSet
 
 
 def test_root_names_are_the_contract_message_types(schemas: SchemaSet) -> None:
-    """The XSDs' global elements are exactly the roots of contract 4.1 and 4.2, and the two are disjoint."""
+    """The XSDs' global elements are exactly the roots of contract 4.1, 4.2 and 4.3, and the two are disjoint."""
     assert schemas.root_names() == NPC_MESSAGE_TYPES | GATEWAY_MESSAGE_TYPES
     assert not NPC_MESSAGE_TYPES & GATEWAY_MESSAGE_TYPES
 

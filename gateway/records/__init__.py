@@ -1,0 +1,1 @@
+"""The records register: lost, stolen, trafficked and smuggled firearms, and their matching."""
