@@ -48,6 +48,7 @@ from gateway.records.matching import Makes
 from gateway.routing.table import RoutingTable, parse_table
 from gateway.settings import Settings
 from gateway.store import DatabaseError, Store
+from gateway.store.imports import replay_import
 from gateway.xml.schemas import SchemaSet
 from gateway.xml.signatures import Signer
 from gateway.xml.trust import TrustStore
@@ -105,8 +106,9 @@ async def _extent(source: Store) -> tuple[int, int]:
     return upto, total
 
 
-async def _transactions(source: Store, upto: int) -> AsyncIterator[Recorded]:
-    """Each `message-in` record with the `trace` and `message-out` records that follow it."""
+async def _transactions(source: Store, upto: int) -> AsyncIterator[Recorded | rules.Record]:
+    """Each `message-in` record with the `trace` and `message-out` records that follow it; a register import's
+    record as it comes (the import is applied at its place in the chain)."""
     group: list[rules.Record] = []
     async for record in source.chain_records(upto=upto, batch=RECORD_BATCH):
         if record.type == _IN or (group and record.type not in _FOLLOWING):
@@ -114,6 +116,8 @@ async def _transactions(source: Store, upto: int) -> AsyncIterator[Recorded]:
             if found is not None:
                 yield found
             group = []
+        if record.type == rules.RecordType.RECORD_IMPORT:
+            yield record
         if record.type == _IN or group:
             group.append(record)
     found = read_decision(group)
@@ -128,10 +132,17 @@ async def _messages(source: Store, chunk: list[Recorded]) -> list[tuple[Recorded
     return [(r, rows.get(r.inbound_id)) for r in chunk]
 
 
-async def _recorded(source: Store, upto: int) -> AsyncIterator[tuple[Recorded, Any]]:
-    """Every recorded decision up to `upto` with its stored message, bodies read `MESSAGE_BATCH` at a time."""
+async def _recorded(source: Store, upto: int) -> AsyncIterator[tuple[Recorded, Any] | rules.Record]:
+    """Every recorded decision up to `upto` with its stored message, bodies read `MESSAGE_BATCH` at a time; a
+    register import's record in its place among them."""
     chunk: list[Recorded] = []
     async for found in _transactions(source, upto):
+        if isinstance(found, rules.Record):
+            for pair in await _messages(source, chunk):
+                yield pair
+            chunk = []
+            yield found
+            continue
         chunk.append(found)
         if len(chunk) >= MESSAGE_BATCH:
             for pair in await _messages(source, chunk):
@@ -285,7 +296,13 @@ async def _replay_into(sandbox: Store, source: Store, settings: Settings, progre
     done = 0
     if progress is not None:
         progress(0, total)
-    async for recorded, row in _recorded(source, upto):
+    async for item in _recorded(source, upto):
+        if isinstance(item, rules.Record):
+            why = await replay_import(source, sandbox, item.fields_or_empty())
+            if why is not None:
+                divergences.append(Divergence(item.seq, 0, why))
+            continue
+        recorded, row = item
         divergence = await replayer.run(recorded, row)
         if divergence is not None:
             divergences.append(divergence)

@@ -10,6 +10,7 @@ import click
 from gateway.cli.audit import audit
 from gateway.cli.deadletters import dead_letters
 from gateway.cli.pki import pki
+from gateway.cli.records import records
 from gateway.cli.routes import routes
 from gateway.cli.run import demo, serve
 from gateway.cli.topology import topology
@@ -30,7 +31,7 @@ def cli(config: Path | None) -> None:
     """tracegate: the secure switch between national firearm tracing centres (ISACS 05.31)."""
 
 
-for command in (serve, demo, pki, routes, traces, audit, dead_letters, topology, trust):
+for command in (serve, demo, pki, routes, traces, records, audit, dead_letters, topology, trust):
     cli.add_command(command)
 
 

@@ -22,6 +22,7 @@ from gateway.app import Gateway
 from gateway.cli.views import render_conversation, trace_record
 from gateway.core.errors import ConfigurationError
 from gateway.dev import samples
+from gateway.dev.demo_records import register_scenarios
 from gateway.dev.npc import NationalSystem, Received
 from gateway.dev.pki import DevPki, create_dev_pki, issue_certificate
 from gateway.logs import configure_logging
@@ -347,6 +348,8 @@ async def run_demo(settings: Settings) -> int:
         await _switch_scenarios(demo)
         switch_rows = len(demo.rows)
         trace = await _trace_conversation(demo)
+        trace_rows = len(demo.rows)
+        await register_scenarios(demo)
         await gateway.relay.write_marks()  # what the broker confirmed shows as sent, not waiting for the next tick
         found = await find_trace(gateway.store, trace)
         story = await conversation(gateway.store, trace)
@@ -354,7 +357,8 @@ async def run_demo(settings: Settings) -> int:
         await demo.close()
         await gateway.stop()
     _print(console, demo.rows[:switch_rows], "Routing and refusals")
-    _print(console, demo.rows[switch_rows:], "A whole trace, ZA asking MZ (ISACS 05.31, 8.3)")
+    _print(console, demo.rows[switch_rows:trace_rows], "A whole trace, ZA asking MZ (ISACS 05.31, 8.3)")
+    _print(console, demo.rows[trace_rows:], "The register of lost and stolen firearms (contract 4.3)")
     if found is not None:
         console.print("\nThe same trace as an administrator sees it (`tracegate traces show`):")
         console.print(render_conversation(trace_record(found, datetime.now(UTC)), story, "text"), markup=False)
