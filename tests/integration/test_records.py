@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from gateway.audit.replay import replay
 from gateway.core.errors import ErrorCode
 from gateway.dev import samples
-from gateway.store.tables import record_hits, record_history
+from gateway.store.tables import record_history, record_hits
 
 from .conftest import Got, Switch
 
