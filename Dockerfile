@@ -21,7 +21,7 @@ RUN pip install /build && rm -rf /build \
     && useradd --system --uid 10001 --home-dir /srv/tracegate --create-home tracegate
 
 WORKDIR /srv/tracegate
-COPY config/tracegate.toml config/routing.toml config/
+COPY config/tracegate.toml config/routing.toml config/makes.toml config/
 RUN mkdir -p certs var && chown tracegate:tracegate certs var
 USER tracegate
 

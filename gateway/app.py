@@ -62,8 +62,18 @@ def load_parts(settings: Settings) -> Parts:
                 "(create a development PKI with `tracegate pki init`)"
             )
     signer = Signer.from_files(settings.gateway_key, settings.gateway_cert)
-    makes = Makes.load(settings.makes_file) if settings.makes_file.exists() else Makes.none()
-    return Parts(trust=trust, table=table, schemas=SchemaSet.load(), signer=signer, makes=makes)
+    return Parts(trust=trust, table=table, schemas=SchemaSet.load(), signer=signer, makes=load_makes(settings))
+
+
+def load_makes(settings: Settings) -> Makes:
+    """The register's alias list of makes; none where the default file is absent (a file named otherwise must
+    exist: a mistyped path would silently weaken matching)."""
+    path = settings.makes_file
+    if path.exists():
+        return Makes.load(path)
+    if path != Settings().makes_file:
+        raise ConfigurationError(f"{path}: no such file (TRACEGATE_MAKES_FILE, the alias list of firearm makes)")
+    return Makes.none()
 
 
 def build_pipeline(

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.app import Parts, build_pipeline
+from gateway.app import Parts, build_pipeline, load_makes
 from gateway.audit.decisions import Facts, Recorded, differences, read_decision
 from gateway.core import chain as rules
 from gateway.core.effects import Outcome
@@ -44,7 +44,6 @@ from gateway.core.ports import Inbound
 from gateway.dev.pki import issue_certificate
 from gateway.pipeline.checks import LAPSED, MESSAGE_ID_DIFFERS, NO_USER_ID, WRONG_CONTENT_TYPE
 from gateway.pipeline.flow import Pipeline
-from gateway.records.matching import Makes
 from gateway.routing.table import RoutingTable, parse_table
 from gateway.settings import Settings
 from gateway.store import DatabaseError, Store
@@ -237,7 +236,7 @@ class _Replayer:
         if not self._trust.states():
             raise ConfigurationError(f"{settings.trust_dir}: no trust material; every signature would be untrusted")
         self._schemas = SchemaSet.load()
-        self._makes = Makes.load(settings.makes_file) if settings.makes_file.exists() else Makes.none()
+        self._makes = load_makes(settings)
         self._signer = throwaway_signer()
         self._clock = _Clock()
         self._pipeline: Pipeline | None = None

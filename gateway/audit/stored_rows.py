@@ -2,8 +2,8 @@
 
 Each row must have a record, and match it in every column the record holds (its times included); each record
 must still have its row: messages in (accepted and refused), messages out, traces (the last record of each trace
-against its row), deadline notices (`audit_deadlines`) and routing tables. Accepted messages' original signatures
-are verified again, as of their reception.
+against its row), deadline notices (`audit_deadlines`), routing tables and the register (`register_rows`).
+Accepted messages' original signatures are verified again, as of their reception.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.audit.deadline_rows import check_deadlines
+from gateway.audit.register_rows import check_register
 from gateway.audit.walk import ChainCheck, Vouch
 from gateway.core import chain as rules
 from gateway.store.audit_reads import TRACE_STATE_COLUMNS, TRACE_TIME_COLUMNS, StoredRows
@@ -131,6 +132,7 @@ async def check_rows(
         if issue:
             problems.append(issue)
     problems += _missing(check, _TABLE)
+    problems += await check_register(reads, check)
     return rows, verified, problems
 
 

@@ -27,6 +27,7 @@ _KEYS = {
     rules.RecordType.MESSAGE_OUT: "outbox_id",
     rules.RecordType.ROUTING_TABLE: "version",
 }
+_REGISTER = (rules.RecordType.RECORD, rules.RecordType.HIT, rules.RecordType.RECORD_IMPORT)
 # What records say about a trace's deadline notices, in chain order: ("settle", seq, {"kinds", "at"}),
 # ("plan", seq, [[kind, fire_at, due_at], ...]) or ("fire", seq, {"deadline_id", "kind", "due_at"}, at).
 Event = tuple[Any, ...]
@@ -61,6 +62,9 @@ class ChainCheck:
     notes: list[str] = field(default_factory=list)
     vouched: dict[tuple[str, str], Vouch] = field(default_factory=dict)
     traces: dict[str, Vouch] = field(default_factory=dict)  # each trace's last record
+    register: dict[tuple[str, str, int], Vouch] = field(default_factory=dict)  # (state, reference, version)
+    hits: dict[tuple[str, str, str], Vouch] = field(default_factory=dict)  # (state, reference, trace)
+    imports: dict[int, Vouch] = field(default_factory=dict)  # register imports, by id
     notices: dict[str, list[Event]] = field(default_factory=dict)  # per trace
     partial_traces: set[str] = field(default_factory=set)  # traces with a record older than FULL_TRACE_STATE
     checkpoints: int = 0
@@ -106,8 +110,21 @@ class ChainCheck:
             self.vouched[(record.type, str(data.get(key)))] = vouch
         elif record.type == rules.RecordType.TRACE and record.trace_id:
             self._trace(record, data)
+        elif record.type in _REGISTER:
+            self._register(record, data)
         elif record.type == rules.RecordType.DEADLINE and record.trace_id:
             self.notices.setdefault(record.trace_id, []).append(("fire", record.seq, data, record.at))
+
+    def _register(self, record: rules.Record, data: dict[str, Any]) -> None:
+        """What a register record vouches for: a record's version, a hit, an import."""
+        vouch = Vouch(record.seq, record.at, record.trace_id, record.body_sha256, data)
+        state, reference = str(data.get("state")), str(data.get("reference"))
+        if record.type == rules.RecordType.RECORD:
+            self.register[(state, reference, int(data.get("version") or 0))] = vouch
+        elif record.type == rules.RecordType.HIT:
+            self.hits[(state, reference, str(record.trace_id))] = vouch
+        else:
+            self.imports[int(data.get("import_id") or 0)] = vouch
 
     def _trace(self, record: rules.Record, data: dict[str, Any]) -> None:
         """A trace's state, and the notices its message settled and planned."""

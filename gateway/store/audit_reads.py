@@ -14,7 +14,18 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.core.chain import Record
-from gateway.store.tables import audit, audit_head, deadlines, inbound, outbox, routing_tables, traces
+from gateway.store.tables import (
+    audit,
+    audit_head,
+    deadlines,
+    inbound,
+    outbox,
+    record_history,
+    record_hits,
+    records,
+    routing_tables,
+    traces,
+)
 
 # Every column of a trace's row but its key and `updated_at`, and which of them hold times.
 TRACE_STATE_COLUMNS: tuple[str, ...] = tuple(c.name for c in traces.c if c.name not in ("trace_id", "updated_at"))
@@ -112,3 +123,39 @@ class StoredRows:
         )
         rows: Sequence[Any] = (await self._conn.execute(q)).all()
         return {row.id: row for row in rows}
+
+
+class RegisterRows:
+    """The register's rows, for `audit verify` (on the auditor's connection)."""
+
+    def __init__(self, reads: StoredRows) -> None:
+        self._conn = reads._conn
+
+    async def current(self) -> AsyncIterator[Row[Any]]:
+        """Each record's row with the history row of its version beside it (columns `h_<name>`; `h_id` None when
+        that version's history row is missing)."""
+        history = record_history.alias("h")
+        beside = [history.c[c.name].label(f"h_{c.name}") for c in record_history.c]
+        statement = (
+            select(records, *beside)
+            .outerjoin(
+                history,
+                (history.c.state == records.c.state)
+                & (history.c.reference == records.c.reference)
+                & (history.c.version == records.c.version),
+            )
+            .order_by(records.c.id)
+        )
+        async for row in await self._conn.stream(statement):
+            yield row
+
+    async def history(self, import_id: int | None = None) -> AsyncIterator[Row[Any]]:
+        """The versions messages made (`import_id` None), or those one import took, in the order written."""
+        where = record_history.c.import_id.is_(None) if import_id is None else record_history.c.import_id == import_id
+        async for row in await self._conn.stream(select(record_history).where(where).order_by(record_history.c.id)):
+            yield row
+
+    async def hits(self) -> AsyncIterator[Row[Any]]:
+        """Every hit, in order."""
+        async for row in await self._conn.stream(select(record_hits).order_by(record_hits.c.id)):
+            yield row
