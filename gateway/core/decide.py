@@ -274,7 +274,7 @@ def _decide_verified(view: _View, v: Verified, body: bytes, now: datetime, rules
             opened = open_trace(view.trace, request, body, table=table, policy=policy, now=now)
         else:
             opened = resubmit(view.trace, request, body, table=table, policy=policy, now=now)
-        return with_hits(view, opened, root, now, rules.makes)
+        return with_hits(view, opened, root, now, rules.makes, lambda state: table.entry(state) is not None)
     if kind in RECORD_KINDS:
         return decide_register(view, root, header, kind, now, rules.makes)
     if kind == "StatusQuery":

@@ -4,6 +4,7 @@ these with its view of the batch (the snapshot as the batch's earlier messages l
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -71,9 +72,18 @@ def decide_register(
     return Decision(trace=None, messages=(("Receipt", sender, receipt),), register=(change,))
 
 
-def with_hits(view: RegisterView, decision: Decision, root: etree._Element, now: datetime, makes: Makes) -> Decision:
+def with_hits(
+    view: RegisterView,
+    decision: Decision,
+    root: etree._Element,
+    now: datetime,
+    makes: Makes,
+    connected: Callable[[str], bool] = lambda state: True,
+) -> Decision:
     """A firearm trace request's decision with its hits: a `HitNotice` to the reporting state and to the requesting
-    state for every active record its firearm matches, once per (record, trace); the routing is unchanged."""
+    state for every active record its firearm matches, once per (record, trace); the routing is unchanged. A
+    reporting state no longer in the routing table has no queue to be told in: its hit is recorded all the same
+    (`tracegate records hits`), and the finder told."""
     trace = decision.trace
     firearm = firearm_of(root)
     shape = shape_key(firearm.serial or "") if firearm is not None else ""
@@ -98,5 +108,6 @@ def with_hits(view: RegisterView, decision: Decision, root: etree._Element, now:
     notices: list[Unsigned] = []
     for hit in hits:
         for recipient in dict.fromkeys((hit.state, hit.found_by)):  # one notice where a state finds its own record
-            notices.append(("HitNotice", recipient, hit_notice(now=now, hit=hit)))
+            if connected(recipient):
+                notices.append(("HitNotice", recipient, hit_notice(now=now, hit=hit)))
     return dataclasses.replace(decision, messages=decision.messages + tuple(notices), hits=tuple(hits))

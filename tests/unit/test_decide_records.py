@@ -95,3 +95,12 @@ def test_an_update_that_changes_the_serial_stops_the_old_serial_matching() -> No
     )
     assert not changed.register[0].new and changed.register[0].record.version == 2
     assert after.hits == ()
+
+
+def test_a_reporting_state_gone_from_the_table_is_not_sent_a_notice_but_the_hit_is_kept() -> None:
+    """A record of a state no longer connected still hits: the finder is told, the hit recorded, nothing queued
+    for a state without a queue."""
+    gone = replace(RECORD, state="NZ", reference="NZ-1")
+    (d,) = decide(Snapshot(candidates={SHAPE: (gone,)}), [request()], RULES)
+    assert [k for k in kinds(d) if k[0] == "HitNotice"] == [("HitNotice", "KE")]
+    assert [h.state for h in d.hits] == ["NZ"]
