@@ -197,8 +197,9 @@ def record_query(
     model: str | None = None,
     caliber: str | None = None,
     created_at: datetime | None = None,
+    message_id: str | None = None,
 ) -> etree._Element:
     """A `RecordQuery` (contract 4.3): which records a firearm matches."""
-    root = message("RecordQuery", sender, created_at=created_at)
+    root = message("RecordQuery", sender, created_at=created_at, message_id=message_id)
     _firearm(root, (("Make", make), ("Model", model), ("Caliber", caliber), ("SerialNumber", serial)))
     return root
