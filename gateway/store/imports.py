@@ -40,6 +40,7 @@ class ImportSummary:
     refused: list[Refusal] = field(default_factory=list)
     import_id: int | None = None
     rows_sha256: str = ""
+    lookup: bool = True  # whether rows may update records the state already has (else all are new)
 
 
 def version_digest(digest: Any, values: dict[str, Any]) -> None:
@@ -79,6 +80,16 @@ async def _writer(tx: Transaction) -> Any:
     return _Statements(tx) if tx.strategy.locking else await tx.writer()
 
 
+async def _has_records(tx: Transaction, state: str) -> bool:
+    """Whether the state has any record yet (a first migration has none: no row of it needs looking up). Where it
+    has, PostgreSQL's statistics are brought up to date first: a register loaded moments ago (another state's
+    import) still counts as empty to the planner, which would then scan it for every chunk's lookup."""
+    found = (await tx.conn.execute(select(records.c.id).where(records.c.state == state).limit(1))).first()
+    if found is not None and tx.strategy.locking:
+        await tx.conn.exec_driver_sql("ANALYZE records")
+    return found is not None
+
+
 async def _existing(tx: Transaction, state: str, references: Sequence[str]) -> dict[str, RegisterRecord]:
     """The state's records among these references."""
     statement = select(records).where(records.c.state == state, records.c.reference.in_(list(references)))
@@ -115,6 +126,7 @@ async def write_import(
     digest = hashlib.sha256()
     chunk: list[Report] = []
     read = 0
+    summary.lookup = await _has_records(tx, state)
     for _, found in rows:
         read += 1
         if isinstance(found, Refusal):
@@ -147,7 +159,7 @@ async def _take(
     dry_run: bool,
 ) -> None:
     """One chunk: each row a new record or a new version of the state's own."""
-    existing = await _existing(tx, state, [r.reference for r in chunk])
+    existing = await _existing(tx, state, [r.reference for r in chunk]) if summary.lookup else {}
     source = f"import:{summary.import_id}" if summary.import_id is not None else "import:dry-run"
     changes: list[tuple[RegisterChange, int | None]] = []
     for says in chunk:

@@ -98,3 +98,18 @@ async def test_a_file_without_the_required_columns_is_refused_whole(switch: Swit
     done = tracegate(switch, "records", "import", str(file), "--state", "ZA", ok=False)
     assert "unknown column(s) Colour" in done.stderr and "missing status, serialnumber, date" in done.stderr
     assert json.loads(tracegate(switch, "records", "list", "--format", "json").stdout) == []
+
+
+async def test_a_second_import_updates_the_states_records_and_keeps_their_history(
+    switch: Switch, tmp_path: Path
+) -> None:
+    """Importing again makes new versions of the records the state has, not new records."""
+    file = tmp_path / "za.csv"
+    file.write_text(CSV, encoding="utf-8")
+    tracegate(switch, "records", "import", str(file), "--state", "ZA")
+    again = tracegate(switch, "records", "import", str(file), "--state", "ZA").stdout
+    assert "took 2 row(s) for ZA (0 new, 2 updated)" in again
+    history = json.loads(tracegate(switch, "records", "history", "ZA", "ZA-1", "--format", "json").stdout)
+    assert [v["version"] for v in history] == [1, 2]
+    report = await replay(switch.store, switch.settings)
+    assert report.ok, [str(d) for d in report.divergences]
