@@ -1,7 +1,8 @@
 """`python -m bench [--db sqlite|postgresql] [--seconds S] [--repeat N]`: tracegate beside the null relay, same run.
 
-Also `python -m bench audit` (audit verification rate), `python -m bench scale` (cost as work grows),
-`python -m bench chaos` (faults) and `python -m bench hostile` (normal traffic beside a hostile flood).
+Also `python -m bench records` (the register at 1.5 million records), `python -m bench audit` (audit verification
+rate), `python -m bench scale` (cost as work grows), `python -m bench chaos` (faults) and `python -m bench hostile`
+(normal traffic beside a hostile flood).
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ def main() -> None:
     fairness.add_argument("--flood", type=int, default=3000)
     scale = sub.add_parser("scale", help="deadline scan at 10k/100k/1M traces; routing with 249 states")
     scale.add_argument("--largest", type=int, default=1_000_000)
+    records = sub.add_parser("records", help="the register at 1.5M records: load, lookup plan, queries, trace cost")
+    records.add_argument("--db", dest="records_db", choices=["sqlite", "postgresql", "both"], default="both")
+    records.add_argument("--records", type=int, default=1_500_000, help="records loaded (10 states' files)")
+    records.add_argument("--seconds", dest="records_seconds", type=float, help="each trace-path run (as --seconds)")
+    records.add_argument("--repeat", dest="records_repeat", type=int, help="pairs of trace-path runs (as --repeat)")
+    records.add_argument("--queries", type=int, default=400, help="RecordQuery round trips timed")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.which == "chaos":
@@ -157,6 +164,16 @@ def main() -> None:
 
         sizes = tuple(n for n in (10_000, 100_000, 1_000_000) if n <= args.largest)
         (RESULTS / "scale.json").write_text(json.dumps(asyncio.run(scale_run(sizes)), indent=2, default=str))
+    elif args.which == "records":
+        from bench.records import main as records_run
+        from bench.records import table
+
+        dbs = ["sqlite", "postgresql"] if args.records_db == "both" else [args.records_db]
+        seconds = args.records_seconds if args.records_seconds is not None else args.seconds
+        repeat = max(1, args.records_repeat if args.records_repeat is not None else args.repeat)
+        results = asyncio.run(records_run(dbs, args.records, seconds, repeat, args.queries))
+        table(results)
+        (RESULTS / "records.json").write_text(json.dumps(results, indent=2, default=str))
     elif args.which == "audit":
         from bench.audit_verify import main as audit_run
 

@@ -97,19 +97,32 @@ def make_env(tmp: Path, count: int) -> Env:
     pki = create_dev_pki(tmp / "pki", tmp / "certs", STATES, now=datetime.now(UTC) - timedelta(days=1))
     (tmp / "routing.toml").write_text("".join(f"[states.{s}]\n" for s in STATES))
     env = Env(f"amqp://guest:guest@127.0.0.1:5672/{vhost}", vhost, tmp, pki)
+    env.bodies.extend(signed_requests(pki, count))
+    return env
+
+
+Firearm = Callable[[int], tuple[str, str]]  # the i-th request's (serial number, make)
+
+
+def signed_requests(pki: DevPki, count: int, *, firearm: Firearm | None = None) -> list[tuple[str, str, bytes]]:
+    """`count` signed ~4 KB requests (sender, message id, body), each from a state to the next, with fresh message
+    ids; the i-th names `firearm(i)`'s serial number and make (by default B<i>, a Glock)."""
     signers = {s: Signer.from_files(pki.key_path(s), pki.cert_path(s)) for s in STATES}
+    bodies = []
     for i in range(count):
         sender, destination = STATES[i % 5], STATES[(i + 1) % 5]
         message_id = str(uuid.uuid4())
+        serial, make = firearm(i) if firearm is not None else (f"B{i:07d}", "Glock")
         root = samples.trace_request(
             sender,
             exports=[(sender, destination, "2019-06-14")],
             message_id=message_id,
-            serial=f"B{i:07d}",
+            serial=serial,
+            make=make,
             notes=PADDING,
         )
-        env.bodies.append((sender, message_id, signers[sender].sign(root)))
-    return env
+        bodies.append((sender, message_id, signers[sender].sign(root)))
+    return bodies
 
 
 class Probe:
@@ -228,14 +241,19 @@ def _trace_of_delivery(message: aio_pika.abc.AbstractIncomingMessage) -> str:
     return found.group(1).decode() if found else ""
 
 
-async def run_tracegate(env: Env, db: str, seconds: float, rate: float) -> dict[str, Any]:
-    """Serve, then saturation (16 in flight) and a fixed offered load; figures for tracegate."""
+async def run_tracegate(
+    env: Env, db: str, seconds: float, rate: float, *, database: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """Serve, then saturation (16 in flight) and a fixed offered load; figures for tracegate. `database`: the (URL,
+    PostgreSQL schema) to serve on, already holding data (by default a fresh one)."""
     url = (
         f"sqlite+aiosqlite:///{env.tmp / 'bench.db'}"
         if db == "sqlite"
         else ("postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     )
     schema = f"bench_{uuid.uuid4().hex[:8]}" if db != "sqlite" else ""
+    if database is not None:
+        url, schema = database
     log = env.tmp / "serve.log"
     process = start_serve(serve_env(env.tmp, env.url, env.pki, database_url=url, schema=schema), log)
     probe = Probe(env.url)
