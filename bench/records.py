@@ -4,15 +4,16 @@ and on PostgreSQL.
 load        N records in ten states' CSV files of different sizes (serials written as registers write them, makes
             as the alias list spells them), each imported by `tracegate records import FILE --state CC` in a process
             of its own, as an administrator would: the whole load's rows per second, and each import's peak
-            resident memory (the import streams in chunks, so it must not grow with the file)
+            resident memory (VmHWM; the import streams in chunks, so only what it keeps per row may grow)
 plan        the query plan of the lookup every firearm trace request makes in its batch's transaction (the
             store's own candidates statement): a probe of `ix_records_shape`, never a scan
 query       RecordQuery round trips over the broker against `tracegate serve` on the loaded register, one in
             flight: half for serials in the register (written differently, or with look-alike characters), half
             absent; p50 / p99 from the publish to the RecordQueryResult on `itrace.outbound.<CC>`
-trace path  the throughput bench's closed loop (16 in flight, the same ~4 KB signed requests) with the register
-            empty and with the N records, alternated in one run; 1 % of the requests name a recorded firearm
-            (each a hit: two HitNotices more), the others serials the register does not hold (the common case)
+trace path  the throughput bench's closed loop (16 in flight, the same ~4 KB signed requests, then a fixed load of
+            100 msgs/s) with the register empty and with the N records, alternated in one run; 1 % of the requests
+            name a recorded firearm (each a hit: two HitNotices more), the others serials the register does not
+            hold (the common case)
 """
 
 from __future__ import annotations
@@ -467,20 +468,6 @@ def _vhost(env: Env, bodies: list[tuple[str, str, bytes]]) -> Env:
     return Env(env.url.replace(env.vhost, vhost), vhost, env.tmp, env.pki, bodies)
 
 
-async def analyze(url: str, schema: str) -> None:
-    """`ANALYZE` the register's tables on PostgreSQL (what autovacuum does soon after an import on a server that
-    runs it); nothing on SQLite, whose planner takes the index without statistics."""
-    if schema:
-        engine = create_async_engine(url, connect_args={"server_settings": {"search_path": schema}})
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text("ANALYZE records"))
-                await conn.execute(text("ANALYZE record_history"))
-                await conn.commit()
-        finally:
-            await engine.dispose()
-
-
 async def plans_of(url: str, schema: str, keys: list[str]) -> dict[str, str]:
     """The candidates query's plan for one shape key, for 16 (the closed loop's requests in flight) and for a full
     batch, with the planner's statistics as they stand."""
@@ -549,8 +536,7 @@ async def one_db(
     db: str, total: int, seconds: float, repeat: int, queries_count: int, rng: random.Random
 ) -> dict[str, Any]:
     """Every figure for one database: load, plans, the trace path empty and loaded (alternated), and RecordQuery
-    round trips. On PostgreSQL the plans and the trace path are measured as the import leaves the register, and
-    again after `ANALYZE`."""
+    round trips, all on the register as the imports left it."""
     figures: dict[str, Any] = {"db": db, "seconds": seconds, "fixed_rate": RATE}
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
@@ -564,31 +550,21 @@ async def one_db(
             for _, path, _ in files:
                 path.unlink()
             keys = [shape_key(r.serial) for r in sample[:BATCH]] or [shape_key("BER-D12345Z")]
-            firearm = firearms(sample, rng)
-            phases = [("as imported", False)] + ([("after ANALYZE", True)] if db != "sqlite" else [])
-            figures["phases"] = {}
-            for name, analyzed in phases:
-                if analyzed:
-                    await analyze(*full)
-                    await analyze(*empty)
-                plans = await plans_of(*full, keys)
-                phase: dict[str, Any] = {"statistics": await planner_statistics(*full), "plans": plans}
-                phase["uses_index"] = {k: uses_index(found) for k, found in plans.items()}
-                phase.update(trace_figures(await trace_pairs(env, db, seconds, repeat, firearm, empty, full, made)))
-                figures["phases"][name] = phase
+            figures["statistics"] = await planner_statistics(*full)
+            figures["plans"] = await plans_of(*full, keys)
+            figures["uses_index"] = {k: uses_index(found) for k, found in figures["plans"].items()}
+            runs = await trace_pairs(env, db, seconds, repeat, firearms(sample, rng), empty, full, made)
+            figures.update(trace_figures(runs))
             figures["hits"] = await count(*full, "record_hits")
             figures["traces_in_loaded_runs"] = await count(*full, "traces")
             query_env = _vhost(env, [])
             made.append(query_env)
             figures["query"] = await queries(query_env, *full, asks(sample, queries_count, rng))
-            figures["query"]["phase"] = phases[-1][0]
         finally:
             for e in made:
                 e.close()
             drop(full[1])
             drop(empty[1])
-    first = figures["phases"]["as imported"]
-    figures["uses_index"] = all(first["uses_index"].values())
     return figures
 
 
@@ -599,40 +575,11 @@ def _probes(uses: dict[str, bool]) -> str:
     return ", ".join(f"{k.split()[0]}: {'probe' if ok else 'SCAN'}" for k, ok in uses.items()) + " keys"
 
 
-def _phase_rows(r: dict[str, Any], name: str, label: str) -> list[tuple[str, str]]:
-    """The rows of one phase (the register as imported, or after ANALYZE); "-" where the database has none."""
-    phase = r["phases"].get(name)
-    names = (
-        "lookup plan (candidates query)",
-        "trace path, register empty",
-        f"trace path, {r['records']:,} records",
-        "ratio loaded / empty",
-        "cost of the check (goal: under 5 %)",
-        "gateway CPU ms/msg, empty / loaded",
-        f"at {r['fixed_rate']:.0f} msgs/s p50 / p99, empty",
-        f"at {r['fixed_rate']:.0f} msgs/s p50 / p99, loaded",
-    )
-    if phase is None:
-        return [(f"{label}{n}", "-") for n in names]
-    cpu, fixed = phase["cpu_ms_per_message"], phase["fixed_load_ms"]
-    values = (
-        _probes(phase["uses_index"]),
-        f"{phase['empty_msgs_per_s']:.0f} msgs/s",
-        f"{phase['full_msgs_per_s']:.0f} msgs/s",
-        f"{phase['ratio']:.3f}",
-        f"{phase['cost_percent']:+.1f} %",
-        f"{cpu['empty']:.2f} / {cpu['full']:.2f}",
-        f"{fixed['empty']['p50']:.1f} / {fixed['empty']['p99']:.1f} ms",
-        f"{fixed['full']['p50']:.1f} / {fixed['full']['p99']:.1f} ms",
-    )
-    return [(f"{label}{n}", v) for n, v in zip(names, values, strict=True)]
-
-
 def rows_of(r: dict[str, Any]) -> list[tuple[str, str]]:
     """One database's column of the table: (row name, figure)."""
     load, query = r["load"], r["query"]
     largest, smallest = load["largest"], load["smallest"]
-    found = query["found"]
+    found, cpu, fixed = query["found"], r["cpu_ms_per_message"], r["fixed_load_ms"]
     return [
         ("records loaded (10 states' CSV files)", f"{load['rows']:,} ({load['refused']} refused)"),
         ("load, whole (tracegate records import)", f"{load['seconds']:.1f} s, {load['rows_per_s']:,.0f} rows/s"),
@@ -641,15 +588,27 @@ def rows_of(r: dict[str, Any]) -> list[tuple[str, str]]:
             f"{largest['peak_rss_mb']:.0f} MB ({largest['rows']:,}) / {smallest['peak_rss_mb']:.0f} MB "
             f"({smallest['rows']:,})",
         ),
-        *_phase_rows(r, "as imported", ""),
-        *_phase_rows(r, "after ANALYZE", "after ANALYZE: "),
-        ("hits in the loaded runs (1 % of requests)", f"{r['hits']:,} in {r['traces_in_loaded_runs']:,} traces"),
+        ("lookup plan (candidates query)", _probes(r["uses_index"])),
         ("RecordQuery round trip p50 / p99", f"{query['p50_ms']:.1f} / {query['p99_ms']:.1f} ms"),
         (
             f"  {query['present']} present: exact / probable found",
             f"{found['exact']} / {found['probable']} (missed {found['missed']}, wrong score {found['wrong_score']})",
         ),
         (f"  {query['absent']} absent: answered with a match", f"{query['absent_matched']}"),
+        ("trace path, register empty", f"{r['empty_msgs_per_s']:.0f} msgs/s"),
+        (f"trace path, {r['records']:,} records", f"{r['full_msgs_per_s']:.0f} msgs/s"),
+        ("ratio loaded / empty", f"{r['ratio']:.3f}"),
+        ("cost of the check (goal: under 5 %)", f"{r['cost_percent']:+.1f} %"),
+        ("gateway CPU ms/msg, empty / loaded", f"{cpu['empty']:.2f} / {cpu['full']:.2f}"),
+        (
+            f"at {r['fixed_rate']:.0f} msgs/s p50 / p99, empty",
+            f"{fixed['empty']['p50']:.1f} / {fixed['empty']['p99']:.1f} ms",
+        ),
+        (
+            f"at {r['fixed_rate']:.0f} msgs/s p50 / p99, loaded",
+            f"{fixed['full']['p50']:.1f} / {fixed['full']['p99']:.1f} ms",
+        ),
+        ("hits in the loaded runs (1 % of requests)", f"{r['hits']:,} in {r['traces_in_loaded_runs']:,} traces"),
     ]
 
 
@@ -658,32 +617,28 @@ def table(results: list[dict[str, Any]]) -> None:
     if not results:
         return
     first = results[0]
-    pairs = len(first["phases"]["as imported"]["runs"])
     print(
         f"the records register at {first['records']:,} records ({first['seconds']:.0f} s per trace-path run, "
-        f"{pairs} pair(s) alternated, ~4 KB signed requests, 16 in flight; fixed load {first['fixed_rate']:.0f} "
-        "msgs/s)"
+        f"{len(first['runs'])} pair(s) alternated, ~4 KB signed requests, 16 in flight; fixed load "
+        f"{first['fixed_rate']:.0f} msgs/s)"
     )
     columns = [rows_of(r) for r in results]
     width = max(36, *(len(v) for column in columns for _, v in column))
-    print(f"  {'':<52} " + " ".join(f"{r['db']:<{width}}" for r in results).rstrip())
+    print(f"  {'':<42} " + " ".join(f"{r['db']:<{width}}" for r in results).rstrip())
     for i, (name, _) in enumerate(columns[0]):
-        print(f"  {name:<52} " + " ".join(f"{column[i][1]:<{width}}" for column in columns).rstrip())
+        print(f"  {name:<42} " + " ".join(f"{column[i][1]:<{width}}" for column in columns).rstrip())
     for r in results:
-        for name, phase in r["phases"].items():
-            if phase["statistics"]:
-                print(f"  {r['db']}, {name}: planner statistics {phase['statistics']}")
-            for keys, found in phase["plans"].items():
-                print(f"  {r['db']}, {name}: plan of the candidates query, {keys}:")
-                for line in found.splitlines():
-                    print(f"    {line if len(line) <= 110 else line[:100] + ' ...' + line[-8:]}")
-            for i, run in enumerate(phase["runs"], 1):
-                print(
-                    f"  {r['db']}, {name}: run {i} ({run['first']} first): empty "
-                    f"{run['empty']['tracegate_msgs_per_s']:.0f}, loaded {run['full']['tracegate_msgs_per_s']:.0f} "
-                    f"msgs/s"
-                )
-        print(f"  {r['db']}: RecordQuery round trips {r['query']['phase']}, one in flight")
+        if r["statistics"]:
+            print(f"  {r['db']}: planner statistics after the imports: {r['statistics']}")
+        for keys, found in r["plans"].items():
+            print(f"  {r['db']}: plan of the candidates query, {keys}:")
+            for line in found.splitlines():
+                print(f"    {line if len(line) <= 110 else line[:100] + ' ...' + line[-8:]}")
+        for i, run in enumerate(r["runs"], 1):
+            print(
+                f"  {r['db']}: run {i} ({run['first']} first): empty {run['empty']['tracegate_msgs_per_s']:.0f}, "
+                f"loaded {run['full']['tracegate_msgs_per_s']:.0f} msgs/s"
+            )
 
 
 async def main(
